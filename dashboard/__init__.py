@@ -1,0 +1,134 @@
+"""QuickBooks Online sync service: the Flask app factory."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+from .config import ConfigError, Settings, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["create_app", "ConfigError"]
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from the environment (and ``.env``); ``overrides`` are Flask config
+    keys for tests; ``environ`` replaces the process environment entirely."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"))
+    if environ is None:
+        from dotenv import dotenv_values
+
+        environ = {**dotenv_values(ROOT / ".env"), **os.environ}
+    settings = load_config(environ, app.instance_path)
+    configure(app, settings, overrides or {})
+    register_extensions(app)
+    register_blueprints(app)
+    register_security(app)
+    register_commands(app)
+    register_error_pages(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings, overrides: Mapping[str, Any]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.database_url.startswith("postgresql"):
+        # Fail fast when the database is unreachable (health check, workers).
+        engine_options["connect_args"] = {"connect_timeout": 3}
+    elif settings.database_url.startswith("sqlite"):
+        engine_options["connect_args"] = {"timeout": 30}
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.production,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.config.update(overrides)
+    if settings.proxy_fix_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_fix_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+
+def register_extensions(app: Flask) -> None:
+    from .extensions import csrf, db, htmx, login_manager, migrate
+
+    db.init_app(app)
+    # Batch mode lets later migrations ALTER tables on SQLite too.
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True,
+                     compare_type=True, user_module_prefix="dashboard.types.")
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            _tune_sqlite(db.engine)
+
+
+def _tune_sqlite(engine) -> None:
+    """WAL lets the web app read while the worker writes; enforce foreign keys."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    from .views import auth, health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    for name in ("oauth", "webhooks", "companies"):
+        _register_optional(app, name)
+
+
+def _register_optional(app: Flask, name: str) -> None:
+    """Blueprints of later areas join here once their module exists."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"{__name__}.views.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.views.{name}":
+            raise
+        return
+    module.register(app) if hasattr(module, "register") else app.register_blueprint(module.bp)
+
+
+def register_security(app: Flask) -> None:
+    from .security import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+def register_error_pages(app: Flask) -> None:
+    from .views.errors import register
+
+    register(app)

@@ -1,0 +1,211 @@
+"""Settings parsed once from the environment, typed and validated.
+
+``load_config(environ, instance_path)`` is pure apart from the embedded default's
+generated secrets (kept under ``instance/``), so tests pass a plain dict.
+A bad value raises ``ConfigError`` naming the variable and what is expected.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+log = logging.getLogger(__name__)
+
+INTUIT_HOSTS = {
+    "sandbox": {
+        "authorize": "https://appcenter.intuit.com/connect/oauth2",
+        "token": "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        "revoke": "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+        "api": "https://sandbox-quickbooks.api.intuit.com",
+    },
+    "production": {
+        "authorize": "https://appcenter.intuit.com/connect/oauth2",
+        "token": "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        "revoke": "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+        "api": "https://quickbooks.api.intuit.com",
+    },
+}
+# Without QBO_CLIENT_ID the service talks to the built-in simulator (`flask sandbox`).
+SIMULATOR = {
+    "client_id": "sandbox-client-id",
+    "client_secret": "sandbox-client-secret",
+    "root": "http://127.0.0.1:3001",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    production: bool
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    token_encryption_keys: tuple[str, ...]
+    qbo_client_id: str
+    qbo_client_secret: str = field(repr=False)
+    qbo_redirect_uri: str
+    qbo_environment: str
+    qbo_authorize_url: str
+    qbo_token_url: str
+    qbo_revoke_url: str
+    qbo_api_base_url: str
+    qbo_webhook_verifier_token: str = field(repr=False)
+    sync_interval_minutes: int
+    huey_sqlite_path: str
+    uses_simulator: bool
+    proxy_fix_hops: int
+    secret_key_generated: bool = False
+
+    def __repr__(self) -> str:  # secrets never reach logs through a repr
+        return (f"Settings(production={self.production}, database={_redact(self.database_url)}, "
+                f"redis={_redact(self.redis_url) if self.redis_url else None}, "
+                f"qbo_environment={self.qbo_environment})")
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], default: str | None = None) -> str:
+    value = env.get(name, "").strip() or default
+    if value is None:
+        raise ConfigError(f"{name} is required")
+    parts = urlsplit(value)
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in schemes or (scheme != "sqlite" and not parts.netloc):
+        raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {_redact(value)!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _fernet_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for i, key in enumerate(keys, 1):
+        try:
+            Fernet(key.encode())
+        except Exception:
+            raise ConfigError(
+                f"TOKEN_ENCRYPTION_KEYS key #{i} is not a Fernet key (32 url-safe base64 bytes; "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from None
+    if not keys:
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS must hold at least one Fernet key")
+    return keys
+
+
+def _embedded_secrets(instance_path: Path) -> dict[str, str]:
+    """Generate the embedded default's secrets once and keep them under instance/."""
+    path = instance_path / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    instance_path.mkdir(parents=True, exist_ok=True)
+    secrets = {"SECRET_KEY": os.urandom(32).hex(),
+               "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(secrets, f)
+    log.warning("Generated SECRET_KEY and TOKEN_ENCRYPTION_KEYS in %s (embedded default only; "
+                "set both in the environment for production)", path)
+    return secrets
+
+
+def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Settings:
+    """Parse and validate every setting; raise ConfigError on the first bad one."""
+    instance = Path(instance_path)
+    app_env = env.get("APP_ENV", env.get("FLASK_ENV", "development")).strip().lower()
+    if app_env not in ("development", "production", "test"):
+        raise ConfigError(f"APP_ENV must be development, production or test, got {app_env!r}")
+    production = app_env == "production"
+
+    database_url = _url(env, "DATABASE_URL", ("postgresql", "postgres", "sqlite"),
+                        default=None if production else f"sqlite:///{instance / 'qbosync.db'}")
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2. The
+    # Heroku-style postgres:// alias is rejected by SQLAlchemy altogether.
+    for bare in ("postgres://", "postgresql://"):
+        if database_url.startswith(bare):
+            database_url = "postgresql+psycopg2://" + database_url[len(bare):]
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if redis_url:
+        redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
+    elif production:
+        raise ConfigError("REDIS_URL is required when APP_ENV=production")
+
+    secret_key = env.get("SECRET_KEY", "").strip()
+    keys_raw = env.get("TOKEN_ENCRYPTION_KEYS", "").strip()
+    generated = False
+    if not secret_key or not keys_raw:
+        if production:
+            missing = "SECRET_KEY" if not secret_key else "TOKEN_ENCRYPTION_KEYS"
+            raise ConfigError(f"{missing} is required when APP_ENV=production")
+        stored = _embedded_secrets(instance)
+        secret_key = secret_key or stored["SECRET_KEY"]
+        keys_raw = keys_raw or stored["TOKEN_ENCRYPTION_KEYS"]
+        generated = True
+    if len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters of random text")
+
+    qbo_env = env.get("QBO_ENVIRONMENT", "sandbox").strip().lower()
+    if qbo_env not in INTUIT_HOSTS:
+        raise ConfigError(f"QBO_ENVIRONMENT must be sandbox or production, got {qbo_env!r}")
+    client_id = env.get("QBO_CLIENT_ID", "").strip()
+    uses_simulator = not client_id
+    if uses_simulator and production:
+        raise ConfigError("QBO_CLIENT_ID is required when APP_ENV=production")
+    hosts = dict(INTUIT_HOSTS[qbo_env])
+    if uses_simulator:
+        root = SIMULATOR["root"]
+        hosts = {"authorize": f"{root}/connect/oauth2", "token": f"{root}/oauth2/v1/tokens/bearer",
+                 "revoke": f"{root}/v2/oauth2/tokens/revoke", "api": root}
+    client_secret = env.get("QBO_CLIENT_SECRET", "").strip() or (
+        SIMULATOR["client_secret"] if uses_simulator else "")
+    if not client_secret:
+        raise ConfigError("QBO_CLIENT_SECRET is required when QBO_CLIENT_ID is set")
+
+    http = ("http", "https")
+    return Settings(
+        production=production,
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=secret_key,
+        token_encryption_keys=_fernet_keys(keys_raw),
+        qbo_client_id=client_id or SIMULATOR["client_id"],
+        qbo_client_secret=client_secret,
+        qbo_redirect_uri=_url(env, "QBO_REDIRECT_URI", http,
+                              "http://localhost:3000/v1/oauth/callback/qbo"),
+        qbo_environment=qbo_env,
+        qbo_authorize_url=_url(env, "QBO_AUTHORIZE_URL", http, hosts["authorize"]),
+        qbo_token_url=_url(env, "QBO_TOKEN_URL", http, hosts["token"]),
+        qbo_revoke_url=_url(env, "QBO_REVOKE_URL", http, hosts["revoke"]),
+        qbo_api_base_url=_url(env, "QBO_API_BASE_URL", http, hosts["api"]).rstrip("/"),
+        qbo_webhook_verifier_token=env.get("QBO_WEBHOOK_VERIFIER_TOKEN", "").strip(),
+        sync_interval_minutes=_int(env, "SYNC_INTERVAL_MINUTES", 5, minimum=1),
+        huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
+        uses_simulator=uses_simulator,
+        proxy_fix_hops=_int(env, "PROXY_FIX_HOPS", 0),
+        secret_key_generated=generated,
+    )

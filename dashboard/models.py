@@ -1,0 +1,286 @@
+"""Database models (SQLAlchemy 2 typed style).
+
+Table and column names follow the seed's ER diagram in snake_case; the interface
+contract in ARCHITECTURE.md relies on them, so add columns freely but rename none.
+Timestamps are aware UTC everywhere (see ``types.UTCDateTime``).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Optional
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, Numeric, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import JSONType, UTCDateTime
+
+# BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER primary key.
+PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
+
+# Deterministic constraint names so migrations are identical on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class StrEnum(str, enum.Enum):
+    def __str__(self) -> str:  # render as the bare value in templates and logs
+        return self.value
+
+
+class ConnectionState(StrEnum):
+    CONNECTED = "connected"
+    RECONNECT_REQUIRED = "reconnect_required"
+    DISCONNECTED = "disconnected"
+
+
+class SyncStatus(StrEnum):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RunKind(StrEnum):
+    BACKFILL = "backfill"
+    INCREMENTAL = "incremental"
+    FULL_RESYNC = "full_resync"
+
+
+def _enum(cls: type[enum.Enum], length: int = 32):
+    """A portable string column for an enum (no native PG ENUM: adding a value stays a
+    one-line change, not an ALTER TYPE migration)."""
+    from sqlalchemy import Enum
+
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow,
+                                                 nullable=False)
+
+
+class Operator(UserMixin, TimestampMixin, Base):
+    """A person allowed into the dashboard."""
+
+    __tablename__ = "operator"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    last_sign_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<Operator {self.username!r}>"
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per account and per address, shared by every web process."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "user:<name>" / "addr:<ip>"
+    failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class Company(TimestampMixin, Base):
+    """A connected QuickBooks Online company (Intuit's realm)."""
+
+    __tablename__ = "company"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)  # realmId
+    integration: Mapped[str] = mapped_column(String(32), default="qbo", nullable=False)
+    name: Mapped[Optional[str]] = mapped_column(String(255))
+    connection_state: Mapped[ConnectionState] = mapped_column(
+        _enum(ConnectionState), default=ConnectionState.CONNECTED, nullable=False)
+    connection_error: Mapped[Optional[str]] = mapped_column(Text)
+    connected_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    disconnected_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Tokens are Fernet ciphertexts bound to source_id (see the token vault); never plain text.
+    access_token: Mapped[Optional[str]] = mapped_column(Text)
+    access_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    refresh_token: Mapped[Optional[str]] = mapped_column(Text)
+    refresh_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    last_webhook_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # When the scheduler should next queue an incremental cycle for this company.
+    next_sync_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)
+
+    sync_states: Mapped[list["SyncState"]] = relationship(
+        back_populates="company", order_by="SyncState.object_type", lazy="selectin")
+
+    def __repr__(self) -> str:  # no tokens, ever
+        return f"<Company {self.source_id} {self.connection_state}>"
+
+
+class SourceRecordMixin(TimestampMixin):
+    """Columns every synced QuickBooks object shares."""
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    sync_token: Mapped[Optional[int]] = mapped_column(Integer)
+    raw_data: Mapped[Optional[dict[str, Any]]] = mapped_column(JSONType)
+    source_created_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    source_updated_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Rows deleted (invoices) in QuickBooks are marked, never erased.
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class Customer(SourceRecordMixin, Base):
+    __tablename__ = "customer"
+    __table_args__ = (UniqueConstraint("company_source_id", "source_id"),)
+
+    company_source_id: Mapped[str] = mapped_column(
+        ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+    display_name: Mapped[Optional[str]] = mapped_column(String(500))
+    # Customers are never deleted in QuickBooks, only made inactive.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+
+class Invoice(SourceRecordMixin, Base):
+    __tablename__ = "invoice"
+    __table_args__ = (
+        UniqueConstraint("company_source_id", "source_id"),
+        # Linking late customers looks invoices up by their CustomerRef.
+        Index("ix_invoice_company_customer_source", "company_source_id", "customer_source_id"),
+    )
+
+    company_source_id: Mapped[str] = mapped_column(
+        ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+    customer_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("customer.id", ondelete="SET NULL"), index=True)
+    # QuickBooks' CustomerRef, kept even before the customer row exists.
+    customer_source_id: Mapped[Optional[str]] = mapped_column(String(64))
+    doc_number: Mapped[Optional[str]] = mapped_column(String(64))
+    txn_date: Mapped[Optional[str]] = mapped_column(String(10))
+    total_amt: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
+    currency: Mapped[Optional[str]] = mapped_column(String(8))
+
+
+class SyncState(TimestampMixin, Base):
+    """Where the sync of one object type of one company stands."""
+
+    __tablename__ = "sync_state"
+    __table_args__ = (UniqueConstraint("company_source_id", "object_type"),)
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    company_source_id: Mapped[str] = mapped_column(
+        ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(32), nullable=False)  # "customer", "invoice"
+    status: Mapped[SyncStatus] = mapped_column(_enum(SyncStatus), default=SyncStatus.PENDING,
+                                               nullable=False)
+    is_initial_backfill_completed: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                                nullable=False)
+    initial_attempt_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    last_attempt_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    last_successful_sync_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Backfill resume cursor: every record created before this instant is stored, plus
+    # ``backfill_tie_offset`` records created exactly at it (ties may exceed a page).
+    last_sync_most_recent_source_created_at_time: Mapped[Optional[datetime]] = mapped_column(
+        UTCDateTime())
+    backfill_tie_offset: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    records_total: Mapped[Optional[int]] = mapped_column(Integer)  # COUNT(*) at backfill start
+    records_synced: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    error_kind: Mapped[Optional[str]] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    company: Mapped[Company] = relationship(back_populates="sync_states")
+
+
+class SyncRun(TimestampMixin, Base):
+    """One sync job. The database, not the queue, is its record: Huey delivers at most
+    once, so a run whose lease expired is re-queued by the reaper."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_company_created", "company_source_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    company_source_id: Mapped[str] = mapped_column(
+        ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+    object_type: Mapped[Optional[str]] = mapped_column(String(32))  # None: every object type
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind), nullable=False)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.QUEUED,
+                                              nullable=False, index=True)
+    trigger: Mapped[Optional[str]] = mapped_column(String(32))  # schedule, operator, webhook, connect
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    records_written: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    pages: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    requests: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    checkpoint: Mapped[Optional[dict[str, Any]]] = mapped_column(JSONType)
+
+
+class OAuthState(Base):
+    """A pending authorization: the ``state`` sent to Intuit, claimed once on callback."""
+
+    __tablename__ = "oauth_state"
+
+    # SHA-256 of the state value: a database leak does not yield usable states.
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    integration: Mapped[str] = mapped_column(String(32), nullable=False)
+    operator_id: Mapped[Optional[int]] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"))
+    session_binding: Mapped[str] = mapped_column(String(64), nullable=False)
+    company_source_id: Mapped[Optional[str]] = mapped_column(String(64))  # set on reconnect
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    consumed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """Inbox of verified webhook deliveries: stored before anything is queued."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    integration: Mapped[str] = mapped_column(String(32), nullable=False)
+    # SHA-256 of the raw body: Intuit retries deliveries, a duplicate is ignored.
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    payload: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)
+
+
+class AppLock(Base):
+    """Expiring named locks for the embedded backend (Redis holds them in production)."""
+
+    __tablename__ = "app_lock"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

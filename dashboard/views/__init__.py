@@ -1,0 +1,1 @@
+"""Blueprints: thin views that call one service and render one template."""
