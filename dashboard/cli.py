@@ -5,6 +5,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 
 def register(app: Flask) -> None:
@@ -20,6 +21,7 @@ def _read_password() -> str:
 
 
 @click.command("create-operator")
+@with_appcontext
 @click.argument("username")
 @click.option("--reset", is_flag=True, help="Set a new password for an existing operator.")
 def create_operator(username: str, reset: bool) -> None:
@@ -39,6 +41,7 @@ def create_operator(username: str, reset: bool) -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("-w", "--workers", default=4, show_default=True, help="Worker threads.")
 @click.option("--no-periodic", is_flag=True,
               help="Do not run the scheduler here (run it on exactly one consumer).")
@@ -61,6 +64,7 @@ def worker(workers: int, no_periodic: bool) -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3001, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int, help="Data generator seed.")
