@@ -132,6 +132,8 @@ class Company(TimestampMixin, Base):
     access_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     refresh_token: Mapped[Optional[str]] = mapped_column(Text)
     refresh_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Bumped on every token write: a fence against a late write from a paused refresher.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_webhook_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     # When the scheduler should next queue an incremental cycle for this company.
     next_sync_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1ac8926f1560
+Revision ID: 4207b2a1ffd2
 Revises: 
-Create Date: 2026-11-24 00:32:45.739631
+Create Date: 2026-11-24 00:34:48.945287
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import dashboard.types
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = '1ac8926f1560'
+revision = '4207b2a1ffd2'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -39,6 +39,7 @@ def upgrade():
     sa.Column('access_token_expires_at', dashboard.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('refresh_token', sa.Text(), nullable=True),
     sa.Column('refresh_token_expires_at', dashboard.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('token_version', sa.Integer(), nullable=False),
     sa.Column('last_webhook_at', dashboard.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_sync_at', dashboard.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', dashboard.types.UTCDateTime(timezone=True), nullable=False),
