@@ -1,0 +1,1 @@
+"""Huey tasks for webhooks."""
