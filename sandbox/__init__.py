@@ -1,0 +1,9 @@
+"""Simulate Intuit's QuickBooks Online OAuth server and Accounting API locally."""
+from __future__ import annotations
+
+from .app import create_app
+from .config import SandboxConfig
+from .serve import serve
+from .simulator import ObjectNotFound, SandboxError, Simulator
+
+__all__ = ["create_app", "serve", "Simulator", "SandboxConfig", "SandboxError", "ObjectNotFound"]

@@ -1,0 +1,4 @@
+"""Allow `python -m sandbox`."""
+from .serve import main
+
+main()

@@ -1,0 +1,64 @@
+"""Run the simulator as a standalone server and print how to configure a client."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from werkzeug.serving import make_server
+
+from .app import create_app
+from .simulator import Simulator
+from .testing import service_urls
+
+
+def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, customers: int = 3000,
+          invoices: int = 6000, out: Any = None, **config: Any) -> None:
+    """Serve forever with demo data; print the client id/secret and URLs to configure."""
+    out = out or sys.stdout
+    sim = Simulator(companies=companies, customers=customers, invoices=invoices, **config)
+    server = make_server(host, port, create_app(sim), threaded=True)
+    base = f"http://{host}:{server.server_port}"
+    lines = ["Intuit QuickBooks Online simulator", f"  listening on {base}",
+             f"  QBO_CLIENT_ID={sim.config.client_id}", f"  QBO_CLIENT_SECRET={sim.config.client_secret}"]
+    lines += [f"  {k}={v}" for k, v in service_urls(base).items()]
+    lines += [f"  redirect URIs: {', '.join(sim.config.redirect_uris)}", "  companies:"]
+    lines += [f"    {c['realmId']}  {c['name']}  ({c['counts']['Customer']} customers, "
+              f"{c['counts']['Invoice']} invoices)" for c in sim.company_list()]
+    lines += [f"  admin API: {base}/_sandbox/health"]
+    print("\n".join(lines), file=out, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        sim.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse command-line options and serve."""
+    p = argparse.ArgumentParser(prog="python -m sandbox", description="Intuit QuickBooks Online simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3001)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--companies", type=int, default=2)
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--invoices", type=int, default=6000)
+    p.add_argument("--redirect-uri", action="append", dest="redirect_uris",
+                   help="registered redirect URI (repeatable; replaces the defaults)")
+    p.add_argument("--webhook-url")
+    p.add_argument("--webhook-verifier")
+    p.add_argument("--webhook-format", choices=["legacy", "cloudevents"], default="legacy")
+    p.add_argument("--client-id")
+    p.add_argument("--client-secret")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API response")
+    p.add_argument("--clock-offset", type=float, default=0.0, help="skew of the simulated clock in seconds")
+    p.add_argument("--refresh-grace", type=float, help="seconds a superseded refresh token still works")
+    args = p.parse_args(argv)
+    config: dict[str, Any] = {"seed": args.seed, "latency": args.latency, "clock_offset": args.clock_offset,
+                              "webhook_format": args.webhook_format}
+    for key in ("redirect_uris", "webhook_url", "webhook_verifier", "client_id", "client_secret", "refresh_grace"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    serve(args.host, args.port, companies=args.companies, customers=args.customers, invoices=args.invoices, **config)

@@ -1,0 +1,340 @@
+"""Hold all simulator state and expose the Python control API for tests."""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+from typing import Any
+from urllib.parse import urlencode
+
+from . import generator
+from .clock import SimClock, format_seconds
+from .config import SandboxConfig
+from .faults import FaultInjector, FaultRule
+from .limits import RateLimiter
+from .oauth import OAuthState
+from .store import Company, Record
+from .webhooks import Event, WebhookDispatcher
+
+DEFAULT_SCOPE = "com.intuit.quickbooks.accounting"
+
+
+class SandboxError(Exception):
+    """Report a control-API misuse, or an Intuit fault (code 610 etc.)."""
+
+    def __init__(self, message: str, code: str = "2000", status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class ObjectNotFound(SandboxError):
+    """Mirror Intuit's 610 Object Not Found."""
+
+    def __init__(self, entity: str, rec_id: Any) -> None:
+        super().__init__(f"Object Not Found: Something you're trying to use has been made inactive or deleted. "
+                         f"{entity} Id={rec_id}", "610", 400)
+
+
+class Simulator:
+    """Simulate Intuit's OAuth server and Accounting API for a set of companies."""
+
+    def __init__(self, *, companies: int = 2, customers: int = 50, invoices: int = 100, tie_size: int = 300,
+                 giant_tie: bool = False, anchor: float | None = None, **config: Any) -> None:
+        self.config = SandboxConfig()
+        self.config.update(**config)
+        self.clock = SimClock(self.config.clock_offset)
+        self.lock = threading.RLock()
+        self.rng = random.Random(self.config.seed)
+        self.oauth = OAuthState(self.config, self.clock)
+        self.limits = RateLimiter(self.config)
+        self.faults = FaultInjector(random.Random(self.config.seed + 1))
+        self.throttle_rng = random.Random(self.config.seed + 2)
+        self.webhooks = WebhookDispatcher(self.config)
+        self.companies: dict[str, Company] = {}
+        self.generate(companies=companies, customers=customers, invoices=invoices, tie_size=tie_size,
+                      giant_tie=giant_tie, anchor=anchor)
+
+    # ---- data -----------------------------------------------------------------
+    def generate(self, *, seed: int | None = None, companies: int = 2, customers: int = 50, invoices: int = 100,
+                 tie_size: int = 300, giant_tie: bool = False, anchor: float | None = None) -> list[str]:
+        """Replace all companies with freshly generated ones; return realm ids.
+
+        The anchor defaults to midnight UTC of the simulated day so a seed gives
+        identical data all day long.
+        """
+        if seed is not None:
+            self.config.seed = seed
+        rng = random.Random(self.config.seed)
+        if anchor is None:
+            anchor = self.clock.now() // 86400 * 86400
+        made = generator.generate(rng, anchor, companies, customers, invoices, tie_size, giant_tie)
+        with self.lock:
+            self.companies = {c.realm_id: c for c in made}
+        return list(self.companies)
+
+    def realms(self) -> list[str]:
+        """Return realm ids in creation order."""
+        return list(self.companies)
+
+    def company(self, realm: str) -> Company:
+        """Return a company or raise SandboxError."""
+        c = self.companies.get(realm)
+        if c is None:
+            raise SandboxError(f"unknown realm {realm}", status=404)
+        return c
+
+    def company_list(self) -> list[dict[str, Any]]:
+        """Describe all companies."""
+        with self.lock:
+            return [c.summary() for c in self.companies.values()]
+
+    def records(self, realm: str, entity: str, include_inactive: bool = True) -> list[dict[str, Any]]:
+        """Return the source-of-truth objects of an entity, ordered by Id."""
+        with self.lock:
+            table = self.company(realm).tables[_entity(entity)]
+            return [copy.deepcopy(r.data) for _, r in sorted(table.records.items())
+                    if include_inactive or r.active]
+
+    def deleted_ids(self, realm: str, entity: str = "Invoice") -> list[str]:
+        """Return the Ids of hard-deleted records (CDC tombstones)."""
+        with self.lock:
+            return [str(i) for i in sorted(self.company(realm).tables[_entity(entity)].deleted)]
+
+    def get(self, realm: str, entity: str, rec_id: Any) -> dict[str, Any]:
+        """Return one record or raise ObjectNotFound."""
+        with self.lock:
+            rec = self.company(realm).tables[_entity(entity)].records.get(int(rec_id))
+            if rec is None:
+                raise ObjectNotFound(entity, rec_id)
+            return copy.deepcopy(rec.data)
+
+    # ---- mutations ------------------------------------------------------------
+    def _stamp(self, rec_time: int | None = None) -> int:
+        now = int(self.clock.now())
+        return max(now, rec_time or 0)
+
+    def _notify(self, realm: str, entity: str, rec_id: int, op: str, when: float) -> None:
+        self.webhooks.notify(Event(realm, entity, str(rec_id), op, when))
+
+    def create_customer(self, realm: str, **fields: Any) -> dict[str, Any]:
+        """Create a customer (DisplayName required) and return it."""
+        if not fields.get("DisplayName"):
+            raise SandboxError("DisplayName is required", "2020")
+        with self.lock:
+            company = self.company(realm)
+            table = company.tables["Customer"]
+            rec_id = table.next_id
+            now = self._stamp()
+            meta = {"CreateTime": format_seconds(now, company.offset_minutes),
+                    "LastUpdatedTime": format_seconds(now, company.offset_minutes)}
+            data = generator.customer_data(rec_id, {**fields, "SyncToken": "0", "MetaData": meta}, company)
+            rec = Record("Customer", rec_id, data, now, now, bool(data.get("Active", True)))
+            table.put(rec)
+            out = copy.deepcopy(data)
+        self._notify(realm, "Customer", rec_id, "Create", now)
+        return out
+
+    def update_customer(self, realm: str, rec_id: Any, **fields: Any) -> dict[str, Any]:
+        """Apply a sparse update, bump SyncToken and LastUpdatedTime."""
+        return self._update(realm, "Customer", int(rec_id), fields)
+
+    def deactivate_customer(self, realm: str, rec_id: Any) -> dict[str, Any]:
+        """Make a customer inactive (Intuit's only customer 'delete')."""
+        return self._update(realm, "Customer", int(rec_id), {"Active": False}, op="Delete")
+
+    def create_invoice(self, realm: str, customer_id: Any, lines: list[dict[str, Any]] | None = None,
+                       **fields: Any) -> dict[str, Any]:
+        """Create an invoice for an existing customer."""
+        with self.lock:
+            company = self.company(realm)
+            cid = str(customer_id)
+            cust = company.tables["Customer"].records.get(int(cid)) if cid.isdigit() else None
+            if cust is None:
+                raise ObjectNotFound("Customer", customer_id)
+            table = company.tables["Invoice"]
+            rec_id = table.next_id
+            now = self._stamp()
+            lines = lines or [{"Description": "Services", "SalesItemLineDetail": {
+                "ItemRef": {"value": "1", "name": "Services"}, "Qty": 1, "UnitPrice": 100.0}}]
+            data = generator.invoice_data(rec_id, company, cust, lines, now, now, extra=fields)
+            table.put(Record("Invoice", rec_id, data, now, now, True))
+            out = copy.deepcopy(data)
+        self._notify(realm, "Invoice", rec_id, "Create", now)
+        return out
+
+    def update_invoice(self, realm: str, rec_id: Any, **fields: Any) -> dict[str, Any]:
+        """Apply a sparse update to an invoice (Line replaces all lines)."""
+        if "Line" in fields:
+            lines = [ln for ln in fields["Line"] if ln.get("DetailType") != "SubTotalLineDetail"]
+            fields["Line"], total = generator.invoice_lines(lines)
+            fields.setdefault("TotalAmt", total)
+            fields.setdefault("Balance", total)
+        return self._update(realm, "Invoice", int(rec_id), fields)
+
+    def _update(self, realm: str, entity: str, rec_id: int, fields: dict[str, Any], op: str = "Update") -> dict[str, Any]:
+        with self.lock:
+            company = self.company(realm)
+            table = company.tables[entity]
+            old = table.records.get(rec_id)
+            if old is None:
+                raise ObjectNotFound(entity, rec_id)
+            data = copy.deepcopy(old.data)
+            for key in ("Id", "SyncToken", "MetaData", "domain"):
+                fields.pop(key, None)
+            data.update(fields)
+            now = self._stamp(old.updated_time)
+            data["SyncToken"] = str(int(data.get("SyncToken", "0")) + 1)
+            data["MetaData"] = {"CreateTime": old.data["MetaData"]["CreateTime"],
+                                "LastUpdatedTime": format_seconds(now, company.offset_minutes)}
+            if entity == "Customer" and "DisplayName" in fields:
+                data["FullyQualifiedName"] = fields["DisplayName"]
+            active = bool(data.get("Active", True))
+            table.put(Record(entity, rec_id, data, old.create_time, now, active))
+            out = copy.deepcopy(data)
+        self._notify(realm, entity, rec_id, op, now)
+        return out
+
+    def delete_invoice(self, realm: str, rec_id: Any) -> dict[str, Any]:
+        """Hard-delete an invoice, leaving a CDC tombstone; again → ObjectNotFound (610)."""
+        with self.lock:
+            table = self.company(realm).tables["Invoice"]
+            if int(rec_id) not in table.records:
+                raise ObjectNotFound("Invoice", rec_id)
+            now = self._stamp(table.records[int(rec_id)].updated_time)
+            table.remove(int(rec_id), now)
+        self._notify(realm, "Invoice", int(rec_id), "Delete", now)
+        return {"status": "Deleted", "domain": "QBO", "Id": str(rec_id)}
+
+    # ---- limits, faults, clock ----------------------------------------------------
+    def stats(self, realm: str) -> dict[str, Any]:
+        """Return request counts, window maxima, peak concurrency and throttles."""
+        return self.limits.stats(realm)
+
+    def request_log(self, realm: str) -> list[dict[str, Any]]:
+        """Return every API request of a realm with time, kind, path and outcome."""
+        return self.limits.log(realm)
+
+    def reset_stats(self, realm: str | None = None) -> None:
+        """Forget request logs and limit windows (and OAuth counters when realm is None)."""
+        self.limits.reset(realm)
+        if realm is None:
+            self.oauth.reset_stats()
+
+    def configure(self, **changes: Any) -> None:
+        """Change config at run time (limits, latency, grace, webhooks, ...)."""
+        with self.lock:
+            self.config.update(**changes)
+            if "clock_offset" in changes:
+                self.clock.set_offset(changes["clock_offset"])
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every API response by this many seconds."""
+        self.configure(latency=seconds)
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Skew the simulated clock against real time."""
+        self.configure(clock_offset=seconds)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the simulated clock forward."""
+        with self.lock:
+            self.clock.advance(seconds)
+            self.config.clock_offset = self.clock.offset
+
+    def now(self) -> float:
+        """Return simulated epoch seconds."""
+        return self.clock.now()
+
+    def inject_fault(self, kind: str, **options: Any) -> FaultRule:
+        """Add a fault rule (see FaultRule) and return it."""
+        return self.faults.add(kind, **options)
+
+    def clear_faults(self) -> None:
+        """Remove all fault rules."""
+        self.faults.clear()
+
+    # ---- OAuth control ------------------------------------------------------------
+    def authorize(self, realm: str, state: str, redirect_uri: str | None = None, client_id: str | None = None,
+                  scope: str = DEFAULT_SCOPE) -> str:
+        """Complete the consent step without a browser; return the redirect URL."""
+        client_id = client_id or self.config.client_id
+        redirect_uri = redirect_uri or self.config.redirect_uris[0]
+        if client_id != self.config.client_id:
+            raise SandboxError("unknown client_id")
+        if redirect_uri not in self.config.redirect_uris:
+            raise SandboxError("redirect_uri is not registered")
+        self.company(realm)
+        code = self.oauth.issue_code(client_id, redirect_uri, realm, scope)
+        sep = "&" if "?" in redirect_uri else "?"
+        return redirect_uri + sep + urlencode({"code": code, "state": state, "realmId": realm})
+
+    def issue_tokens(self, realm: str) -> dict[str, Any]:
+        """Shortcut for tests: authorize and exchange a code, return the token JSON."""
+        from urllib.parse import parse_qs, urlsplit
+        url = self.authorize(realm, "test-state")
+        code = parse_qs(urlsplit(url).query)["code"][0]
+        grant, access = self.oauth.exchange_code(self.config.client_id, code, self.config.redirect_uris[0])
+        return {**self.oauth.token_response(grant, access), "realmId": realm}
+
+    def expire_access_tokens(self, realm: str | None = None) -> int:
+        """Expire access tokens now; refresh tokens keep working."""
+        return self.oauth.expire_access(realm)
+
+    def revoke_grant(self, realm: str) -> int:
+        """Revoke every grant of a realm (tokens die; refresh → invalid_grant)."""
+        return self.oauth.revoke_realm(realm)
+
+    def set_refresh_grace(self, seconds: float) -> None:
+        """Set how long a superseded refresh token still works (0 = strict)."""
+        self.configure(refresh_grace=seconds)
+
+    def token_requests(self, realm: str | None = None) -> dict[str, Any]:
+        """Count token-endpoint requests per realm and per grant."""
+        return self.oauth.stats(realm)
+
+    # ---- webhooks ----------------------------------------------------------------
+    def configure_webhooks(self, url: str | None = None, verifier: str | None = None, enabled: bool | None = None,
+                           fmt: str | None = None) -> None:
+        """Set the webhook URL, verifier token, on/off switch and payload format."""
+        changes: dict[str, Any] = {}
+        if url is not None:
+            changes["webhook_url"] = url
+        if verifier is not None:
+            changes["webhook_verifier"] = verifier
+        if enabled is not None:
+            changes["webhook_enabled"] = enabled
+        if fmt is not None:
+            if fmt not in ("legacy", "cloudevents"):
+                raise SandboxError("format must be 'legacy' or 'cloudevents'")
+            changes["webhook_format"] = fmt
+        self.configure(**changes)
+
+    def send_webhook(self, payload: Any, url: str | None = None) -> dict[str, Any]:
+        """Post a payload now (synchronously), signed; return the delivery record."""
+        return self.webhooks.send(payload, url=url)
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Return the delivery log."""
+        with self.webhooks.lock:
+            return list(self.webhooks.deliveries)
+
+    def wait_webhooks(self, timeout: float = 5.0) -> bool:
+        """Wait until queued notifications have been delivered."""
+        return self.webhooks.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Stop background threads."""
+        self.webhooks.stop()
+
+
+def _entity(name: str) -> str:
+    for e in ("Customer", "Invoice"):
+        if e.lower() == name.lower():
+            return e
+    raise SandboxError(f"unknown entity {name}", status=404)
+
+
+def dumps(obj: Any) -> str:
+    """Serialise for the admin API."""
+    return json.dumps(obj, ensure_ascii=False)
