@@ -125,8 +125,13 @@ def _embedded_secrets(instance_path: Path) -> dict[str, str]:
         return json.loads(path.read_text())
     instance_path.mkdir(parents=True, exist_ok=True)
     secrets = {"SECRET_KEY": os.urandom(32).hex(),
-               "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+               "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+               # Shared with the built-in simulator so its webhooks verify.
+               "QBO_WEBHOOK_VERIFIER_TOKEN": os.urandom(16).hex()}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (web, worker) generated them first
+        return json.loads(path.read_text())
     with os.fdopen(fd, "w") as f:
         json.dump(secrets, f)
     log.warning("Generated SECRET_KEY and TOKEN_ENCRYPTION_KEYS in %s (embedded default only; "
@@ -157,6 +162,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
 
     secret_key = env.get("SECRET_KEY", "").strip()
     keys_raw = env.get("TOKEN_ENCRYPTION_KEYS", "").strip()
+    verifier = env.get("QBO_WEBHOOK_VERIFIER_TOKEN", "").strip()
     generated = False
     if not secret_key or not keys_raw:
         if production:
@@ -165,6 +171,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         stored = _embedded_secrets(instance)
         secret_key = secret_key or stored["SECRET_KEY"]
         keys_raw = keys_raw or stored["TOKEN_ENCRYPTION_KEYS"]
+        verifier = verifier or stored.get("QBO_WEBHOOK_VERIFIER_TOKEN", "")
         generated = True
     if len(secret_key) < 16:
         raise ConfigError("SECRET_KEY must be at least 16 characters of random text")
@@ -202,7 +209,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         qbo_token_url=_url(env, "QBO_TOKEN_URL", http, hosts["token"]),
         qbo_revoke_url=_url(env, "QBO_REVOKE_URL", http, hosts["revoke"]),
         qbo_api_base_url=_url(env, "QBO_API_BASE_URL", http, hosts["api"]).rstrip("/"),
-        qbo_webhook_verifier_token=env.get("QBO_WEBHOOK_VERIFIER_TOKEN", "").strip(),
+        qbo_webhook_verifier_token=verifier,
         sync_interval_minutes=_int(env, "SYNC_INTERVAL_MINUTES", 5, minimum=1),
         huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
         uses_simulator=uses_simulator,
