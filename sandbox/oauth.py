@@ -221,7 +221,7 @@ class OAuthState:
             "access_token": access,
             "expires_in": int(self.config.access_token_ttl),
             "refresh_token": g.refresh_token,
-            "x_refresh_token_expires_in": max(0, int(g.refresh_expires_at - now)),
+            "x_refresh_token_expires_in": max(0, round(g.refresh_expires_at - now)),
         }
 
     # ---- internals -------------------------------------------------------------
