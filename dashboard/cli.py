@@ -71,10 +71,19 @@ def worker(workers: int, no_periodic: bool) -> None:
 @click.option("--customers", default=3000, show_default=True, type=int, help="Customers per company.")
 @click.option("--invoices", default=6000, show_default=True, type=int, help="Invoices per company.")
 def sandbox(host: str, port: int, seed: int, customers: int, invoices: int) -> None:
-    """Start the Intuit simulator (OAuth + Accounting API) with two demo companies."""
-    import sandbox as simulator
+    """Start the Intuit simulator (OAuth + Accounting API) with two demo companies.
+
+    It accepts this service's redirect URI and posts signed webhooks to this service.
+    """
+    from urllib.parse import urlsplit
+
+    from sandbox.serve import serve
 
     settings = current_app.config["SETTINGS"]
-    simulator.serve(host, port, seed=seed, customers=customers, invoices=invoices,
-                    redirect_uris=[settings.qbo_redirect_uri],
-                    webhook_verifier=settings.qbo_webhook_verifier_token or None)
+    callback = urlsplit(settings.qbo_redirect_uri)
+    redirect_uris = sorted({settings.qbo_redirect_uri, "http://localhost:3000/v1/oauth/callback/qbo",
+                            "http://127.0.0.1:3000/v1/oauth/callback/qbo"})
+    serve(host, port, seed=seed, customers=customers, invoices=invoices, redirect_uris=redirect_uris,
+          client_id=settings.qbo_client_id, client_secret=settings.qbo_client_secret,
+          webhook_url=f"{callback.scheme}://{callback.netloc}/v1/webhooks/qbo",
+          webhook_verifier=settings.qbo_webhook_verifier_token or None)
