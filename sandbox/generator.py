@@ -185,6 +185,14 @@ def _fill(rng: random.Random, company: Company, anchor: float, n_customers: int,
         data = invoice_data(i, company, cust, lines, created, updated,
                             sync=0 if updated == created else rng.randrange(1, 4), paid=rng.random())
         invs.append(Record("Invoice", i, data, created, updated, True))
+    # A customer's open balance is the sum of its invoices' balances, as in QBO.
+    balances: dict[int, float] = {}
+    for inv in invs:
+        cid = int(inv.data["CustomerRef"]["value"])
+        balances[cid] = balances.get(cid, 0.0) + inv.data["Balance"]
+    for cust in custs:
+        bal = round(balances.get(cust.id, 0.0), 2)
+        cust.data["Balance"] = cust.data["BalanceWithJobs"] = bal
     company.tables["Customer"].bulk_load(custs)
     company.tables["Invoice"].bulk_load(invs)
 
