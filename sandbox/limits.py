@@ -78,12 +78,15 @@ class RateLimiter:
                 while dq and dq[0][0] <= now - window:
                     dq.popleft()
             reason = ""
+            # A batch counts once per item, but is clipped to the window's size: otherwise a
+            # legal 30-item batch could never pass a 10/s limit. It then fills the window.
+            w_sec, w_min = min(weight, cfg.per_second), min(weight, cfg.per_minute)
             if cfg.rate_limits_enabled:
                 if st.in_flight + 1 > cfg.max_concurrent:
                     reason = "concurrency"
-                elif sum(w for _, w in st.second) + weight > cfg.per_second:
+                elif sum(w for _, w in st.second) + w_sec > cfg.per_second:
                     reason = "per_second"
-                elif sum(w for _, w in st.minute) + weight > cfg.per_minute:
+                elif sum(w for _, w in st.minute) + w_min > cfg.per_minute:
                     reason = "per_minute"
                 elif kind == "batch" and len(st.batch) + 1 > cfg.batch_per_minute:
                     reason = "batch_per_minute"
@@ -94,8 +97,8 @@ class RateLimiter:
                 return Ticket(realm, entry, False, reason)
             st.in_flight += 1
             st.peak = max(st.peak, st.in_flight)
-            st.minute.append((now, weight))
-            st.second.append((now, weight))
+            st.minute.append((now, w_min))
+            st.second.append((now, w_sec))
             if kind == "batch":
                 st.batch.append((now, 1))
             return Ticket(realm, entry, True)

@@ -111,3 +111,15 @@ def test_batch_limit_alone() -> None:
     assert codes == [200, 200, 429]
     assert api.sim.stats(api.realm)["by_outcome"]["throttled:batch_per_minute"] == 1
     assert api.query(COUNT).status_code == 200
+
+
+def test_large_batch_fills_but_passes_second_window() -> None:
+    api = _client(per_second=10, per_minute=1000, throttle_xml_probability=0.0)
+    body = json.dumps({"BatchItemRequest": [{"bId": str(i), "Query": COUNT} for i in range(30)]})
+    r = api.http.post(f"/v3/company/{api.realm}/batch", data=body, headers=api.headers())
+    assert r.status_code == 200 and len(r.get_json()["BatchItemResponse"]) == 30
+    assert api.query(COUNT).status_code == 429  # the second window is full
+    too_big = json.dumps({"BatchItemRequest": [{"bId": str(i), "Query": COUNT} for i in range(31)]})
+    time.sleep(1.05)
+    r = api.http.post(f"/v3/company/{api.realm}/batch", data=too_big, headers=api.headers())
+    assert r.status_code == 400
