@@ -1,14 +1,188 @@
-"""Companies pages (the operator dashboard)."""
-from flask import Blueprint, render_template
-from sqlalchemy import select
+"""Companies pages (the operator dashboard): the list, one company, and its actions.
 
-from ..extensions import db
-from ..models import Company
+Every page works without JavaScript; with htmx, the same endpoints answer with the
+fragment the page includes. Actions are POSTs: htmx gets the updated status component
+plus the flash message (out of band), a plain form gets a redirect (Post/Redirect/Get).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.routing import BuildError
+
+from ..extensions import htmx
+from ..models import ConnectionState, RunKind, utcnow
+from ..services.overview import (
+    OBJECT_TYPES, STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, company_detail,
+    companies_page,
+)
+from . import formatting
 
 bp = Blueprint("companies", __name__)
 
+LIST_TARGET = "companies-list"
+STATUS_TARGET = "company-status"
+
+
+@bp.app_template_filter("ago")
+def _ago(moment):
+    return formatting.relative_time(moment, utcnow())
+
+
+bp.add_app_template_filter(formatting.utc_text, "utc")
+bp.add_app_template_filter(formatting.duration_text, "duration")
+bp.add_app_template_filter(formatting.number_text, "number")
+
+
+@bp.app_context_processor
+def _dashboard_links():
+    return {"connect_url": _url_or_none("oauth.authorize", integration="qbo"),
+            "reconnect_url": lambda realm: _url_or_none("oauth.reconnect", realm=realm),
+            "STATE_FILTERS": STATE_FILTERS}
+
+
+def _url_or_none(endpoint: str, **values) -> Optional[str]:
+    """Link to another area's endpoint, or None while that area is not installed."""
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return None
+
+
+def _wants(target: str) -> bool:
+    """Whether this is an htmx request for the fragment with this id (not a history restore)."""
+    return bool(htmx) and htmx.target == target and not htmx.history_restore_request
+
+
+# --- pages ---------------------------------------------------------------------------------
 
 @bp.get("/")
 def index():
-    companies = db.session.scalars(select(Company).order_by(Company.name)).all()
-    return render_template("companies/index.html", companies=companies)
+    try:
+        query = CompaniesQuery.from_args(request.args)
+    except OverviewError as exc:
+        abort(400, str(exc))
+    page = companies_page(query, utcnow())
+    if _wants(LIST_TARGET):
+        return render_template("companies/_list_update.html", page=page)
+    return render_template("companies/index.html", page=page)
+
+
+@bp.get("/companies/<realm>")
+def detail(realm: str):
+    return render_template("companies/detail.html", company=_detail_or_404(realm))
+
+
+@bp.get("/companies/<realm>/status")
+def status(realm: str):
+    """Return the live status component (htmx polls it while something is busy)."""
+    company = _detail_or_404(realm)
+    if not htmx:
+        return redirect(url_for(".detail", realm=realm))
+    return render_template("companies/_company_update.html", company=company, with_flashes=False)
+
+
+def _detail_or_404(realm: str) -> CompanyDetail:
+    company = company_detail(realm, utcnow())
+    if company is None:
+        abort(404, f"No company with realm {realm!r}. It may have been removed; go back to the companies list.")
+    return company
+
+
+# --- actions -------------------------------------------------------------------------------
+
+@bp.post("/companies/<realm>/resync")
+def resync(realm: str):
+    _detail_or_404(realm)
+    return _queue(realm, RunKind.INCREMENTAL, "Resync")
+
+
+@bp.route("/companies/<realm>/full-resync", methods=["GET", "POST"])
+def full_resync(realm: str):
+    company = _detail_or_404(realm)
+    if not _confirmed():
+        return _confirmation(company, "full_resync")
+    return _queue(realm, RunKind.FULL_RESYNC, "Full resync")
+
+
+@bp.post("/companies/<realm>/retry")
+def retry(realm: str):
+    _detail_or_404(realm)
+    object_type = request.form.get("object_type", "")
+    labels = dict(OBJECT_TYPES)
+    if object_type not in labels:
+        return _refuse(realm, f"Cannot retry {object_type!r}: choose one of {', '.join(labels)}.", 400)
+    from ..services import sync_jobs
+
+    try:
+        _run, created = sync_jobs.retry_failed(realm, object_type)
+    except sync_jobs.SyncRequestError as exc:
+        return _refuse(realm, str(exc), 409)
+    if created:
+        flash(f"Retry of {labels[object_type].lower()} queued.", "success")
+    else:
+        flash(f"A sync of {labels[object_type].lower()} is already queued.", "warning")
+    return _after_action(realm)
+
+
+@bp.route("/companies/<realm>/disconnect", methods=["GET", "POST"])
+def disconnect(realm: str):
+    company = _detail_or_404(realm)
+    if not _confirmed():
+        return _confirmation(company, "disconnect")
+    from ..services import connections
+
+    if company.summary.connection_state is ConnectionState.DISCONNECTED:
+        flash(f"{company.summary.display_name} is already disconnected.", "warning")
+    else:
+        connections.disconnect(realm)
+        flash(f"{company.summary.display_name} is disconnected. Its synced data is kept.", "success")
+    return _after_action(realm)
+
+
+def _queue(realm: str, kind: RunKind, label: str):
+    from ..services import sync_jobs
+
+    try:
+        _run, created = sync_jobs.request_sync(realm, kind=kind, trigger="operator")
+    except sync_jobs.SyncRequestError as exc:
+        return _refuse(realm, str(exc), 409)
+    if created:
+        flash(f"{label} queued.", "success")
+    else:
+        flash("A sync is already queued or running for this company; nothing new was queued.", "warning")
+    return _after_action(realm)
+
+
+def _confirmed() -> bool:
+    return request.method == "POST" and request.form.get("confirm") == "yes"
+
+
+def _confirmation(company: CompanyDetail, action: str):
+    """Show the confirmation step (the no-JavaScript path; htmx sends confirm=yes)."""
+    # A submitted confirmation form without its box ticked is an error, not a first visit.
+    error = None
+    if request.method == "POST" and request.form.get("step") == "confirm":
+        error = "Tick the box to confirm, or cancel."
+    return render_template("companies/confirm.html", company=company, action=action, error=error), \
+        400 if error else 200
+
+
+def _after_action(realm: str):
+    if htmx:
+        return render_template("companies/_company_update.html", company=_detail_or_404(realm),
+                               with_flashes=True)
+    return redirect(url_for(".detail", realm=realm))
+
+
+def _refuse(realm: str, message: str, code: int):
+    """Answer a refused action with its reason and change nothing.
+
+    htmx swaps the message into the flash area (app.js lets these error answers swap);
+    without JavaScript the error page explains it.
+    """
+    if not htmx:
+        abort(code, message)
+    flash(message, "error")
+    return render_template("_flashes.html"), code, {"HX-Retarget": "#flashes", "HX-Reswap": "innerHTML"}
