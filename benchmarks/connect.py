@@ -1,0 +1,83 @@
+"""Connect simulator companies the way an operator does: through the app's OAuth routes.
+
+Run as a child process with the app's environment (``run`` does that): it signs an
+operator in, and for each realm follows ``/v1/oauth/authorize/qbo`` → the simulator's
+consent (completed through its admin API instead of a browser) → ``/v1/oauth/callback/qbo``.
+The callback stores the encrypted tokens and queues the initial backfill, exactly as in
+production, so the benchmarks then only have to start workers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from .infra import PYTHON, ROOT
+
+PASSWORD = "bench-password-0123456789"
+
+
+def run(env: dict[str, str], sim_url: str, realms: list[str], *, timeout: float = 900) -> dict:
+    """Connect every realm; return the child's summary (connected count, seconds)."""
+    proc = subprocess.run([PYTHON, "-m", "benchmarks.connect", sim_url], input=json.dumps(realms), cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"connecting companies failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or \
+        re.search(r'name="csrf-token" content="([^"]+)"', html)
+    return match.group(1) if match else ""
+
+
+# Production settings mark the session cookie Secure: the test client must speak https.
+BASE_URL = "https://localhost"
+
+
+def _connect_one(client, admin: requests.Session, sim_url: str, realm: str) -> None:
+    start = client.get("/v1/oauth/authorize/qbo", base_url=BASE_URL)
+    if start.status_code not in (302, 303):
+        raise RuntimeError(f"authorize answered {start.status_code}: {start.get_data(as_text=True)[:300]}")
+    params = parse_qs(urlsplit(start.headers["Location"]).query)
+    consent = admin.get(f"{sim_url}/_sandbox/authorize", params={
+        "realm": realm, "state": params["state"][0], "redirect_uri": params["redirect_uri"][0]}, timeout=30)
+    consent.raise_for_status()
+    back = urlsplit(consent.json()["redirect_url"])
+    done = client.get(f"{back.path}?{back.query}", base_url=BASE_URL)
+    if done.status_code >= 400:
+        raise RuntimeError(f"callback for {realm} answered {done.status_code}: {done.get_data(as_text=True)[:300]}")
+
+
+def main(sim_url: str) -> None:
+    """Read realm ids (JSON list) from stdin and connect each one."""
+    import time
+
+    from dashboard import create_app
+    from dashboard.services.operators import create_operator
+
+    realms = json.loads(sys.stdin.read())
+    app = create_app(environ=dict(os.environ))
+    with app.app_context():
+        create_operator("bench-operator", PASSWORD)
+    client = app.test_client()
+    page = client.get("/sign-in", base_url=BASE_URL).get_data(as_text=True)
+    signed = client.post("/sign-in", data={"username": "bench-operator", "password": PASSWORD,
+                                           "csrf_token": _csrf(page)}, base_url=BASE_URL)
+    if signed.status_code != 302:
+        raise RuntimeError(f"sign-in answered {signed.status_code}")
+    admin = requests.Session()
+    started = time.perf_counter()
+    for realm in realms:
+        _connect_one(client, admin, sim_url, realm)
+    print(json.dumps({"connected": len(realms), "seconds": time.perf_counter() - started}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

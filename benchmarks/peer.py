@@ -1,0 +1,112 @@
+"""The peer: tap-quickbooks extracting the same data set from the same simulator to /dev/null.
+
+The tap lives in its own virtual environment (``benchmarks/.venv-tap/``, created on the
+first run) because it pins libraries our stack does not use. Its records go to
+``/dev/null``; its wall time and the metered calls the simulator counted (each item of a
+batch request counts) are what we compare with.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .infra import SIM_CLIENT_ID, SIM_CLIENT_SECRET, Simulator
+
+HERE = Path(__file__).resolve().parent
+TAP_VENV = HERE / ".venv-tap"
+TAP_PYTHON = TAP_VENV / "bin" / "python"
+TAP_REQUIREMENT = "tap-quickbooks==2.5.0"
+RUNNER = HERE / "tap_runner.py"
+
+
+@dataclass
+class TapRun:
+    records: int
+    seconds: float
+    metered_calls: int
+    throttled: int
+    token_requests: int
+    stats: dict[str, Any]
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def ensure_tap() -> Path:
+    """Create the tap's virtual environment and install the pinned tap once."""
+    if TAP_PYTHON.exists():
+        probe = subprocess.run([str(TAP_PYTHON), "-c", "import tap_quickbooks"], capture_output=True)
+        if probe.returncode == 0:
+            return TAP_PYTHON
+    python = "python3.11" if subprocess.run(["which", "python3.11"], capture_output=True).returncode == 0 \
+        else sys.executable
+    subprocess.run([python, "-m", "venv", str(TAP_VENV)], check=True)
+    subprocess.run([str(TAP_PYTHON), "-m", "pip", "install", "--quiet", TAP_REQUIREMENT], check=True,
+                   timeout=600)
+    return TAP_PYTHON
+
+
+def run_tap(sim: Simulator, realm: str, expected_records: int) -> TapRun:
+    """Extract customers and invoices of one realm with the tap; count what the simulator saw."""
+    python = ensure_tap()
+    tokens = sim.tokens(realm)
+    with tempfile.TemporaryDirectory(prefix="qbosync-bench-tap-") as tmp:
+        config_path, catalog_path = Path(tmp) / "config.json", Path(tmp) / "catalog.json"
+        config_path.write_text(json.dumps({
+            "client_id": SIM_CLIENT_ID, "client_secret": SIM_CLIENT_SECRET,
+            "refresh_token": tokens["refresh_token"], "realm_id": realm, "user_agent": "qbosync-bench",
+            "start_date": "2000-01-01T00:00:00Z", "sandbox": True}))
+        subprocess.run([str(python), str(RUNNER), sim.url, "catalog", str(catalog_path)], check=True,
+                       capture_output=True, timeout=120)
+        sim.reset_stats(realm)
+        oauth_before = _token_request_count(sim, realm)
+        started = time.perf_counter()
+        with open(Path(tmp) / "tap.log", "wb") as log:
+            proc = subprocess.Popen([str(python), str(RUNNER), sim.url, "sync", "--",
+                                     "--config", str(config_path), "--catalog", str(catalog_path)],
+                                    stdout=subprocess.PIPE, stderr=log)
+            records = _count_records(proc.stdout)
+            returncode = proc.wait(timeout=900)
+        seconds = time.perf_counter() - started
+        if returncode != 0:
+            tail = (Path(tmp) / "tap.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"tap-quickbooks exited {returncode}: {tail}")
+    if records != expected_records:
+        raise RuntimeError(f"tap-quickbooks emitted {records} records, the simulator holds {expected_records}")
+    stats = sim.stats(realm)
+    return TapRun(records=records, seconds=seconds, metered_calls=metered_calls(stats),
+                  throttled=int(stats.get("throttled", 0)),
+                  token_requests=_token_request_count(sim, realm) - oauth_before, stats=stats)
+
+
+def metered_calls(stats: dict[str, Any]) -> int:
+    """Count metered calls: admitted API requests, each item of a batch counting once."""
+    return int(stats.get("weighted_requests", stats.get("requests", 0))) - int(stats.get("throttled", 0))
+
+
+def _token_request_count(sim: Simulator, realm: str) -> int:
+    data = sim.oauth_stats(realm)
+    return sum(int(v) for v in data.get("requests", {}).values())
+
+
+def _count_records(stream) -> int:
+    """Discard the tap's output like /dev/null would, counting its RECORD messages on the way.
+
+    Counting whole 1 MiB chunks with ``bytes.count`` costs next to nothing, and proves the
+    tap extracted every record rather than stopping early.
+    """
+    marker, count, tail = b'{"type": "RECORD"', 0, b""
+    while chunk := stream.read(1 << 20):
+        data = tail + chunk
+        count += data.count(marker)
+        # Keep the last bytes so a marker split across two chunks is counted once.
+        keep = len(marker) - 1
+        tail = data[-keep:]
+    return count
