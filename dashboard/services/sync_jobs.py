@@ -1,0 +1,151 @@
+"""Sync runs: record them, queue them, find them, cancel them.
+
+Huey delivers a task at most once, so the ``sync_run`` row is the record of every run:
+it is committed before its task is queued, and a reaper re-queues runs whose lease
+expired. One company has at most one active (queued or running) run at a time; a
+request that an active run already covers returns that run instead of queueing twice.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..locks import hold
+from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
+from ..sync.specs import SPECS
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+# A stronger kind covers a weaker one: a queued full resync also does what an
+# incremental request asks for.
+KIND_RANK = {RunKind.INCREMENTAL: 0, RunKind.BACKFILL: 1, RunKind.FULL_RESYNC: 2}
+# Huey priority: backfills (and full resyncs) outrank the 5-minute incremental work.
+PRIORITY = {RunKind.INCREMENTAL: 0, RunKind.BACKFILL: 10, RunKind.FULL_RESYNC: 10}
+
+
+class SyncRequestError(Exception):
+    """The sync cannot be requested (unknown company or object, not connected)."""
+
+
+def _check_object_type(object_type: str | None) -> None:
+    if object_type is not None and object_type not in SPECS:
+        raise SyncRequestError(f"Unknown object type {object_type!r}; expected one of {', '.join(SPECS)}")
+
+
+def _connected_company(company_source_id: str) -> Company:
+    company = db.session.execute(
+        select(Company).where(Company.source_id == company_source_id)).scalar_one_or_none()
+    if company is None:
+        raise SyncRequestError(f"No company {company_source_id!r}")
+    if company.connection_state != ConnectionState.CONNECTED:
+        raise SyncRequestError(f"Company {company_source_id} is {company.connection_state}; reconnect it first")
+    return company
+
+
+def active_run(company_source_id: str, object_type: str | None = None) -> SyncRun | None:
+    """Return the queued or running run of this company (covering ``object_type`` if given)."""
+    query = select(SyncRun).where(SyncRun.company_source_id == company_source_id,
+                                  SyncRun.status.in_(ACTIVE))
+    if object_type is not None:
+        query = query.where((SyncRun.object_type.is_(None)) | (SyncRun.object_type == object_type))
+    return db.session.execute(query.order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _covers(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
+    return (run.object_type is None or run.object_type == object_type) and KIND_RANK[run.kind] >= KIND_RANK[kind]
+
+
+def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
+                 object_type: str | None = None) -> tuple[SyncRun, bool]:
+    """Record a sync run (row committed BEFORE its task is queued), then queue it.
+
+    If an active run already covers this company/object, return it with created=False
+    (a double click or a webhook burst never queues twice). An active run that does not
+    cover the request is widened while still queued, or, once running, given a
+    follow-up that it queues when it finishes.
+    """
+    _check_object_type(object_type)
+    kind = RunKind(kind)
+    # The per-company lock makes check-then-insert atomic across web and worker processes.
+    with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
+        _connected_company(company_source_id)
+        current = active_run(company_source_id)
+        if current is not None:
+            if not _covers(current, kind, object_type):
+                _widen(current, kind, object_type)
+                db.session.commit()
+            return current, False
+        run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
+                      status=RunStatus.QUEUED, trigger=trigger)
+        db.session.add(run)
+        db.session.commit()
+    enqueue(run)
+    return run, True
+
+
+def _widen(run: SyncRun, kind: RunKind, object_type: str | None) -> None:
+    if run.status == RunStatus.QUEUED:
+        if run.object_type != object_type:
+            run.object_type = None
+        if KIND_RANK[kind] > KIND_RANK[run.kind]:
+            run.kind = kind
+        return
+    checkpoint: dict[str, Any] = dict(run.checkpoint or {})
+    followup = checkpoint.get("followup") or {"kind": kind.value, "object_type": object_type}
+    if followup.get("object_type") != object_type:
+        followup["object_type"] = None
+    if KIND_RANK[kind] > KIND_RANK[RunKind(followup["kind"])]:
+        followup["kind"] = kind.value
+    checkpoint["followup"] = followup
+    run.checkpoint = checkpoint
+
+
+def enqueue(run: SyncRun) -> None:
+    """Queue the task that executes ``run`` (the row must already be committed)."""
+    # Imported here: tasks sit above services; this one call is the hand-off to the queue.
+    from ..tasks.sync import queue_run
+
+    queue_run(run.id, PRIORITY[run.kind])
+
+
+def _backfill_pending(company_source_id: str) -> bool:
+    done = db.session.execute(
+        select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
+                                            SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
+    return set(SPECS) - set(done) != set()
+
+
+def request_initial_sync(company_source_id: str, trigger: str = "connect") -> SyncRun:
+    """Queue the backfill of every object type, or an incremental resume if it is complete."""
+    kind = RunKind.BACKFILL if _backfill_pending(company_source_id) else RunKind.INCREMENTAL
+    run, _ = request_sync(company_source_id, kind=kind, trigger=trigger)
+    return run
+
+
+def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, bool]:
+    """Queue a new attempt for a failed object type (it resumes from its cursor)."""
+    _check_object_type(object_type)
+    kind = RunKind.BACKFILL if _backfill_pending(company_source_id) else RunKind.INCREMENTAL
+    return request_sync(company_source_id, kind=kind, trigger="retry", object_type=object_type)
+
+
+def cancel_company_syncs(company_source_id: str) -> int:
+    """Cancel the company's queued and running runs (on disconnect); return how many.
+
+    A running worker notices at its next page commit, when renewing its lease fails.
+    """
+    now = utcnow()
+    result = db.session.execute(
+        update(SyncRun).where(SyncRun.company_source_id == company_source_id, SyncRun.status.in_(ACTIVE))
+        .values(status=RunStatus.CANCELLED, finished_at=now, lease_expires_at=None,
+                error_message="Cancelled: the company was disconnected"))
+    db.session.execute(
+        update(SyncState).where(SyncState.company_source_id == company_source_id,
+                                SyncState.status == SyncStatus.IN_PROGRESS)
+        .values(status=SyncStatus.PENDING))
+    db.session.commit()
+    return result.rowcount or 0

@@ -1,0 +1,64 @@
+"""The sync vocabulary of failures: each kind has its own message and retry decision."""
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """A sync step failed; ``kind`` names the cause, ``retryable`` says whether to try again."""
+
+    kind = "sync"
+    retryable = True
+
+    def __init__(self, message: str, *, intuit_tid: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.intuit_tid = intuit_tid
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.message} (intuit_tid {self.intuit_tid})" if self.intuit_tid else self.message
+
+
+class ReconnectRequired(SyncError):
+    """The grant is dead: an operator must reconnect the company; retrying cannot help."""
+
+    kind = "reconnect_required"
+    retryable = False
+
+
+class Throttled(SyncError):
+    """Intuit answered 429 more times than the page fetch retries."""
+
+    kind = "throttled"
+
+
+class IntuitServerError(SyncError):
+    """Intuit failed (5xx, timeout, broken body) more times than the page fetch retries."""
+
+    kind = "intuit_server"
+
+
+class RequestRejected(SyncError):
+    """Intuit rejected our request as invalid (4xx): a bug or an unsupported query, not transient."""
+
+    kind = "request_rejected"
+    retryable = False
+
+
+class BadData(SyncError):
+    """Intuit sent a record we cannot store; fail fast, keep the pages already committed."""
+
+    kind = "bad_data"
+    retryable = False
+
+
+class DatabaseFailure(SyncError):
+    """Our database failed while writing a page; the page is rolled back and retried later."""
+
+    kind = "database"
+
+
+class RunCancelled(SyncError):
+    """The run was cancelled (company disconnected) or its lease was taken over."""
+
+    kind = "cancelled"
+    retryable = False
