@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .harness import Result, ratio
 from .infra import SIM_CLIENT_ID, SIM_CLIENT_SECRET, Simulator
 
 HERE = Path(__file__).resolve().parent
@@ -110,3 +111,38 @@ def _count_records(stream) -> int:
         keep = len(marker) - 1
         tail = data[-keep:]
     return count
+
+
+SPEED = ("peer_speed_vs_tap", 3.0, "× tap-quickbooks records/s", False)
+CALLS = ("peer_metered_calls_vs_tap", 1.0, "× tap-quickbooks metered calls", True)
+SPEED_LATENCY = ("peer_speed_vs_tap_under_latency", 3.0, "× tap-quickbooks records/s (300 ms latency)", False)
+
+
+def compare(sim: Simulator, realm: str, records: int, ours_rps: float, ours_stats: dict[str, Any]) -> list[Result]:
+    """Run the tap on the realm our pipeline just backfilled; compare speed and metered calls."""
+    tap = run_tap(sim, realm, records)
+    ours_calls = metered_calls(ours_stats)
+    detail = {"tap": _summary(tap), "ours": {"records_per_second": ours_rps, "metered_calls": ours_calls,
+                                             "throttled": ours_stats.get("throttled")}}
+    return [Result(SPEED[0], ratio(ours_rps, tap.records_per_second), SPEED[1], SPEED[2], False, detail),
+            Result(CALLS[0], ratio(ours_calls, tap.metered_calls), CALLS[1], CALLS[2], True, detail)]
+
+
+def compare_under_latency(sim: Simulator, realm: str, records: int, ours_rps: float, floor: float,
+                          latency: float = 0.3) -> Result:
+    """Run the tap with the simulator's latency on; compare records/s and distance to the floor."""
+    sim.configure(latency=latency)
+    try:
+        tap = run_tap(sim, realm, records)
+    finally:
+        sim.configure(latency=0.0)
+    detail = {"tap": _summary(tap), "tap_vs_floor": ratio(tap.seconds, floor), "floor_seconds": floor,
+              "ours_records_per_second": ours_rps}
+    return Result(SPEED_LATENCY[0], ratio(ours_rps, tap.records_per_second), SPEED_LATENCY[1], SPEED_LATENCY[2],
+                  False, detail)
+
+
+def _summary(tap: TapRun) -> dict[str, Any]:
+    return {"records": tap.records, "seconds": tap.seconds, "records_per_second": tap.records_per_second,
+            "metered_calls": tap.metered_calls, "throttled": tap.throttled, "token_requests": tap.token_requests,
+            "batch_requests": tap.stats.get("by_kind", {}).get("batch")}
