@@ -16,12 +16,13 @@ from typing import Iterable, Optional, Sequence
 from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, union_all
 
 from ..extensions import db
+from ..sync.specs import SPECS
 from ..models import (
     Company, ConnectionState, Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState, SyncStatus,
 )
 
 # Object types in sync order (customers before invoices), with their display names.
-OBJECT_TYPES: tuple[tuple[str, str], ...] = (("customer", "Customers"), ("invoice", "Invoices"))
+OBJECT_TYPES: tuple[tuple[str, str], ...] = tuple((spec.name, f"{spec.entity}s") for spec in SPECS.values())
 PER_PAGE = 50
 RECENT_RUNS = 20
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)

@@ -13,6 +13,7 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
+from ..services import sync_jobs
 from ..services.overview import (
     OBJECT_TYPES, STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, company_detail,
     companies_page,
@@ -113,8 +114,6 @@ def retry(realm: str):
     labels = dict(OBJECT_TYPES)
     if object_type not in labels:
         return _refuse(realm, f"Cannot retry {object_type!r}: choose one of {', '.join(labels)}.", 400)
-    from ..services import sync_jobs
-
     try:
         _run, created = sync_jobs.retry_failed(realm, object_type)
     except sync_jobs.SyncRequestError as exc:
@@ -142,8 +141,6 @@ def disconnect(realm: str):
 
 
 def _queue(realm: str, kind: RunKind, label: str):
-    from ..services import sync_jobs
-
     try:
         _run, created = sync_jobs.request_sync(realm, kind=kind, trigger="operator")
     except sync_jobs.SyncRequestError as exc:
@@ -151,7 +148,7 @@ def _queue(realm: str, kind: RunKind, label: str):
     if created:
         flash(f"{label} queued.", "success")
     else:
-        flash("A sync is already queued or running for this company; nothing new was queued.", "warning")
+        flash("Nothing new was queued: a sync of this company is already queued or running.", "warning")
     return _after_action(realm)
 
 
