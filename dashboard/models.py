@@ -212,6 +212,11 @@ class SyncState(TimestampMixin, Base):
     last_sync_most_recent_source_created_at_time: Mapped[Optional[datetime]] = mapped_column(
         UTCDateTime())
     backfill_tie_offset: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # Id of the last stored record: the next page must begin with it, or a delete
+    # shifted the tie group and it is read again.
+    backfill_last_source_id: Mapped[Optional[str]] = mapped_column(String(64))
+    # Our clock when this backfill began: rows it did not touch by the end were deleted.
+    backfill_started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     records_total: Mapped[Optional[int]] = mapped_column(Integer)  # COUNT(*) at backfill start
     records_synced: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     error_message: Mapped[Optional[str]] = mapped_column(Text)

@@ -1,0 +1,117 @@
+"""A thin QuickBooks Online Accounting API client: query and CDC, with retries and limits.
+
+Every request waits for a slot in the realm's rate limits, carries a timeout, and is
+retried inside the call on 429, 5xx, timeouts and broken bodies with exponential
+backoff that honours Retry-After. A 401 triggers one token refresh and one retry.
+Errors are logged with Intuit's ``intuit_tid``; tokens never are.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+import requests
+
+from ..sync.errors import IntuitServerError, ReconnectRequired, SyncError
+from ..sync.policy import RetryPolicy
+from ..sync.timestamps import format_qbo_time
+from .faults import classify
+from .ratelimit import LocalRateLimiter, RateLimiter
+
+log = logging.getLogger(__name__)
+
+MINOR_VERSION = "75"
+
+
+class QboClient:
+    """Talk to one realm's Accounting API (thread-safe: pages may be fetched concurrently)."""
+
+    def __init__(self, base_url: str, realm: str, get_token: Callable[[], str],
+                 refresh_token: Callable[[str], str], limiter: RateLimiter | None = None,
+                 policy: RetryPolicy = RetryPolicy(retries=4, delay=0.5, backoff=2.0, max_wait=30.0),
+                 timeout: tuple[float, float] = (5.0, 60.0), session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.realm = realm
+        self._get_token = get_token
+        self._refresh_token = refresh_token
+        self.limiter = limiter or LocalRateLimiter()
+        self.policy = policy
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+
+    # -- API -------------------------------------------------------------------
+    def query(self, statement: str) -> dict[str, Any]:
+        """Run a query statement; return the whole body (``QueryResponse`` and ``time``)."""
+        return self._call("POST", "query", data=statement.encode(),
+                          headers={"Content-Type": "application/text"})
+
+    def cdc(self, entities: list[str], changed_since: datetime) -> dict[str, Any]:
+        """Return objects of ``entities`` changed at or after ``changed_since`` (30 days at most)."""
+        return self._call("GET", "cdc", params={"entities": ",".join(entities),
+                                                "changedSince": format_qbo_time(changed_since)})
+
+    # -- transport ---------------------------------------------------------------
+    def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
+              data: bytes | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        url = f"{self.base_url}/v3/company/{self.realm}/{path}"
+        params = {**(params or {}), "minorversion": MINOR_VERSION}
+        token = self._get_token()
+        refreshed = False
+        attempt = 0
+        while True:
+            error, body = self._send(method, url, params, data, headers, token)
+            if error is None:
+                return body
+            if isinstance(error, ReconnectRequired) and "401" in error.message and not refreshed:
+                # An access token can die early (revoked, clock drift): one refresh, one retry.
+                refreshed = True
+                token = self._refresh_token(token)
+                continue
+            attempt += 1
+            self._log_error(method, path, error, attempt)
+            if not error.retryable or attempt > self.policy.retries:
+                raise error
+            self._sleep(self.policy.wait(attempt, error.retry_after))
+
+    def _send(self, method: str, url: str, params: dict[str, str], data: bytes | None,
+              headers: dict[str, str] | None, token: str) -> tuple[SyncError | None, Any]:
+        all_headers = {"Accept": "application/json", "Authorization": f"Bearer {token}", **(headers or {})}
+        with self.limiter.slot(self.realm):
+            with self._lock:
+                self.requests_sent += 1
+            try:
+                response = self.session.request(method, url, params=params, data=data, headers=all_headers,
+                                                timeout=self.timeout)
+            except requests.Timeout:
+                return IntuitServerError(f"Intuit did not answer within {self.timeout[1]:.0f} s"), None
+            except requests.ConnectionError as exc:
+                return IntuitServerError(f"Could not reach Intuit at {self.base_url}: {type(exc).__name__}"), None
+        error = classify(response.status_code, response.text, response.headers)
+        if error is not None:
+            return error, None
+        try:
+            body = response.json()
+        except (ValueError, json.JSONDecodeError):
+            return IntuitServerError(
+                f"Intuit sent an unreadable answer (HTTP {response.status_code}, "
+                f"{response.headers.get('Content-Type', 'no content type')}, {len(response.content)} bytes)",
+                intuit_tid=response.headers.get("intuit_tid")), None
+        if not isinstance(body, dict):
+            return IntuitServerError("Intuit sent an answer that is not a JSON object",
+                                     intuit_tid=response.headers.get("intuit_tid")), None
+        if body.get("Fault"):
+            fault = classify(400, response.text, response.headers)
+            return fault, None
+        return None, body
+
+    def _log_error(self, method: str, path: str, error: SyncError, attempt: int) -> None:
+        log.warning("QBO %s %s for realm %s failed (attempt %d, %s, intuit_tid=%s): %s",
+                    method, path, self.realm, attempt, error.kind, error.intuit_tid, error.message)

@@ -1,0 +1,143 @@
+"""Intuit's per-realm limits, counted across every worker: moving windows plus a concurrency cap.
+
+Production uses Redis (one sorted set of request stamps per realm for both windows,
+and one sorted set of owner tokens with expiry for the concurrency semaphore, checked
+and updated atomically by one Lua script on Redis' clock). The embedded backend runs
+one worker process, so ``LocalRateLimiter`` keeps the same windows in memory.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_minute: int = 500
+    per_second: int = 10
+    concurrent: int = 10
+    # Windows are padded: a request admitted here reaches Intuit a little later, and
+    # network jitter must not squeeze 11 arrivals into Intuit's 1-second window.
+    minute_window: float = 61.0
+    second_window: float = 1.1
+    slot_ttl: float = 120.0  # a crashed holder frees its concurrency slot after this
+
+
+class RateLimiter(Protocol):
+    def slot(self, realm: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+class LimitWaitTimeout(Exception):
+    """No request slot became free in time."""
+
+
+class LocalRateLimiter:
+    """In-process moving windows and semaphore (the embedded single-process worker)."""
+
+    def __init__(self, limits: Limits = Limits(), max_wait: float = 300.0) -> None:
+        self.limits = limits
+        self.max_wait = max_wait
+        self._cond = threading.Condition()
+        self._stamps: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._active: dict[str, int] = collections.defaultdict(int)
+
+    def _try(self, realm: str, now: float) -> float:
+        stamps = self._stamps[realm]
+        while stamps and stamps[0] <= now - self.limits.minute_window:
+            stamps.popleft()
+        if len(stamps) >= self.limits.per_minute:
+            return stamps[0] + self.limits.minute_window - now
+        recent = [s for s in stamps if s > now - self.limits.second_window]
+        if len(recent) >= self.limits.per_second:
+            return recent[0] + self.limits.second_window - now
+        if self._active[realm] >= self.limits.concurrent:
+            return 0.05
+        stamps.append(now)
+        self._active[realm] += 1
+        return 0.0
+
+    @contextlib.contextmanager
+    def slot(self, realm: str) -> Iterator[None]:
+        deadline = time.monotonic() + self.max_wait
+        with self._cond:
+            while True:
+                wait = self._try(realm, time.monotonic())
+                if wait <= 0:
+                    break
+                if time.monotonic() + wait > deadline:
+                    raise LimitWaitTimeout(f"no request slot for realm {realm} within {self.max_wait:.0f} s")
+                self._cond.wait(max(wait, 0.001))
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active[realm] -= 1
+                self._cond.notify_all()
+
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wk, ck = KEYS[1], KEYS[2]
+local token = ARGV[1]
+local per_minute, minute_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
+local per_second, second_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local concurrent, ttl_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', wk, '-inf', now - minute_ms)
+if redis.call('ZCARD', wk) >= per_minute then
+  local oldest = redis.call('ZRANGE', wk, 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + minute_ms - now}
+end
+local recent = redis.call('ZRANGEBYSCORE', wk, now - second_ms + 1, '+inf', 'WITHSCORES', 'LIMIT', 0, per_second)
+if #recent >= per_second * 2 then
+  return {0, tonumber(recent[2]) + second_ms - now}
+end
+redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)
+if redis.call('ZCARD', ck) >= concurrent then
+  return {0, 20}
+end
+redis.call('ZADD', ck, now + ttl_ms, token)
+redis.call('PEXPIRE', ck, ttl_ms)
+redis.call('ZADD', wk, now, token)
+redis.call('PEXPIRE', wk, minute_ms + 1000)
+return {1, 0}
+"""
+
+
+class RedisRateLimiter:
+    """Moving windows and a concurrency semaphore in Redis, shared by every process."""
+
+    def __init__(self, client, prefix: str = "qbosync:limits:", limits: Limits = Limits(),
+                 max_wait: float = 300.0) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.limits = limits
+        self.max_wait = max_wait
+        self._acquire = client.register_script(_ACQUIRE)
+
+    @contextlib.contextmanager
+    def slot(self, realm: str) -> Iterator[None]:
+        token = secrets.token_hex(12)
+        window_key, slots_key = f"{self.prefix}{realm}:window", f"{self.prefix}{realm}:slots"
+        deadline = time.monotonic() + self.max_wait
+        lim = self.limits
+        while True:
+            granted, wait_ms = self._acquire(
+                keys=[window_key, slots_key],
+                args=[token, lim.per_minute, int(lim.minute_window * 1000), lim.per_second,
+                      int(lim.second_window * 1000), lim.concurrent, int(lim.slot_ttl * 1000)])
+            if granted:
+                break
+            wait = max(int(wait_ms), 5) / 1000
+            if time.monotonic() + wait > deadline:
+                raise LimitWaitTimeout(f"no request slot for realm {realm} within {self.max_wait:.0f} s")
+            time.sleep(wait)
+        try:
+            yield
+        finally:
+            self.client.zrem(slots_key, token)
