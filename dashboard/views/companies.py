@@ -135,7 +135,10 @@ def disconnect(realm: str):
     if company.summary.connection_state is ConnectionState.DISCONNECTED:
         flash(f"{company.summary.display_name} is already disconnected.", "warning")
     else:
-        connections.disconnect(realm)
+        try:
+            connections.disconnect(realm)
+        except connections.CompanyNotFound as exc:
+            return _refuse(realm, str(exc), 404)
         flash(f"{company.summary.display_name} is disconnected. Its synced data is kept.", "success")
     return _after_action(realm)
 
