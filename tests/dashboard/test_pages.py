@@ -46,7 +46,7 @@ def test_an_expired_session_during_a_poll_redirects_the_whole_page(client, app):
 def test_empty_state_invites_to_connect(signed_in):
     html = text(signed_in.get("/"))
     assert "No companies yet" in html
-    assert 'href="/v1/oauth/authorize/qbo"' in html or "Connect QuickBooks" not in html
+    assert '<a role="button" href="/v1/oauth/authorize/qbo">Connect QuickBooks</a>' in html
 
 
 def test_companies_page_shows_each_state_with_failures_first(signed_in, app):
@@ -239,6 +239,7 @@ def test_company_page_reconnect_required(signed_in, app):
                      connection_error="The refresh token was rejected (invalid_grant).")
     html = text(signed_in.get("/companies/100"))
     assert "syncing has stopped" in html and "(invalid_grant)" in html and 'role="alert"' in html
+    assert 'href="/v1/oauth/reconnect?realm=100">Reconnect QuickBooks</a>' in html
     assert "Resync now" not in html and "Paused" in html
 
 
