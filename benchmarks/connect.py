@@ -69,7 +69,9 @@ def main(sim_url: str) -> None:
     client = app.test_client()
     page = client.get("/sign-in", base_url=BASE_URL).get_data(as_text=True)
     signed = client.post("/sign-in", data={"username": "bench-operator", "password": PASSWORD,
-                                           "csrf_token": _csrf(page)}, base_url=BASE_URL)
+                                           "csrf_token": _csrf(page)}, base_url=BASE_URL,
+                         # Over https Flask-WTF also checks that the form came from this site.
+                         headers={"Referer": f"{BASE_URL}/sign-in"})
     if signed.status_code != 302:
         raise RuntimeError(f"sign-in answered {signed.status_code}")
     admin = requests.Session()
