@@ -12,6 +12,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(create_operator)
     app.cli.add_command(worker)
     app.cli.add_command(sandbox)
+    app.cli.add_command(rotate_keys)
 
 
 def _read_password() -> str:
@@ -87,3 +88,21 @@ def sandbox(host: str, port: int, seed: int, customers: int, invoices: int) -> N
           client_id=settings.qbo_client_id, client_secret=settings.qbo_client_secret,
           webhook_url=f"{callback.scheme}://{callback.netloc}/v1/webhooks/qbo",
           webhook_verifier=settings.qbo_webhook_verifier_token or None)
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every stored token with the newest TOKEN_ENCRYPTION_KEYS key.
+
+    Run it after putting a new key first in TOKEN_ENCRYPTION_KEYS (keep the old ones
+    after it) on every process; once it reports no unreadable tokens, drop the old keys.
+    """
+    from .services.tokens import rotate_keys as rotate
+
+    report = rotate()
+    click.echo(f"Companies checked: {report.companies}; tokens re-encrypted: {report.tokens_rotated}; "
+               f"already on the newest key: {report.already_current}; unreadable: {len(report.unreadable or [])}.")
+    if report.unreadable:
+        raise click.ClickException("Tokens of these companies could not be decrypted with any key "
+                                   f"(left unchanged): {', '.join(report.unreadable)}")

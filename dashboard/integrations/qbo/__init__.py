@@ -1,0 +1,4 @@
+"""QuickBooks Online: the first integration."""
+from .oauth import QuickBooksIntegration
+
+__all__ = ["QuickBooksIntegration"]

@@ -1,0 +1,153 @@
+"""Intuit's OAuth 2.0 for QuickBooks Online, on Authlib's requests ``OAuth2Session``.
+
+Intuit authenticates clients with HTTP Basic (client_secret_basic), advertises no PKCE
+(``state`` carries the CSRF protection), returns the company id as ``realmId`` on the
+callback, and revokes with a JSON body ``{"token": ...}``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping, TypeVar
+
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from .. import register
+from ..base import OAuthClientConfig, OAuthIntegration, TokenSet
+from ..errors import InvalidGrant, ProviderRejected, ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+SCOPE = "com.intuit.quickbooks.accounting"
+# Intuit's realm ids are decimal numbers (16 digits and up in practice).
+REALM_ID = re.compile(r"[0-9]{1,32}")
+
+T = TypeVar("T")
+
+
+@register
+class QuickBooksIntegration(OAuthIntegration):
+    name = "qbo"
+    display_name = "QuickBooks Online"
+    scope = SCOPE
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "QuickBooksIntegration":
+        return cls(OAuthClientConfig(
+            client_id=settings.qbo_client_id,
+            client_secret=settings.qbo_client_secret,
+            redirect_uri=settings.qbo_redirect_uri,
+            authorize_url=settings.qbo_authorize_url,
+            token_url=settings.qbo_token_url,
+            revoke_url=settings.qbo_revoke_url,
+            api_base_url=settings.qbo_api_base_url,
+        ))
+
+    def _session(self, token: Mapping[str, Any] | None = None) -> OAuth2Session:
+        session = OAuth2Session(
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            token_endpoint_auth_method="client_secret_basic",
+            revocation_endpoint_auth_method="client_secret_basic",
+            scope=self.scope,
+            redirect_uri=self.config.redirect_uri,
+            token=dict(token) if token else None,
+            default_timeout=self.config.http_timeout,
+        )
+        session.headers["Accept"] = "application/json"
+        session.register_compliance_hook("revoke_token_request", _revoke_as_json)
+        return session
+
+    def authorization_url(self, state: str) -> str:
+        with self._session() as session:
+            url, _ = session.create_authorization_url(self.config.authorize_url, state=state)
+        return url
+
+    def account_id_from_callback(self, args: Mapping[str, str]) -> str | None:
+        realm = (args.get("realmId") or "").strip()
+        return realm if REALM_ID.fullmatch(realm) else None
+
+    def exchange_code(self, code: str, now: datetime) -> TokenSet:
+        with self._session() as session:
+            answer = _call("code exchange", lambda: session.fetch_token(
+                self.config.token_url, grant_type="authorization_code", code=code,
+                redirect_uri=self.config.redirect_uri, timeout=self.config.http_timeout))
+        return _token_set(answer, now, previous_refresh_token=None)
+
+    def refresh(self, refresh_token: str, now: datetime) -> TokenSet:
+        with self._session() as session:
+            answer = _call("token refresh", lambda: session.refresh_token(
+                self.config.token_url, refresh_token=refresh_token, timeout=self.config.http_timeout))
+        return _token_set(answer, now, previous_refresh_token=refresh_token)
+
+    def revoke(self, token: str) -> None:
+        with self._session() as session:
+            response = _call("revocation", lambda: session.revoke_token(
+                self.config.revoke_url, token=token, timeout=self.config.http_timeout))
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"Intuit's revoke endpoint answered HTTP {response.status_code}.")
+        if response.status_code >= 400:
+            raise ProviderRejected(f"Intuit refused the revocation (HTTP {response.status_code}).")
+
+    def api_session(self, access_token: str) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+        return session
+
+
+def _revoke_as_json(url: str, headers: dict[str, str], body: str):
+    """Send Intuit's revoke body (JSON ``{"token": ...}``) instead of RFC 7009's form."""
+    from urllib.parse import parse_qs
+
+    token = parse_qs(body).get("token", [""])[0]
+    headers = {**headers, "Content-Type": "application/json", "Accept": "application/json"}
+    return url, headers, json.dumps({"token": token})
+
+
+def _call(what: str, send: Callable[[], T]) -> T:
+    """Send one request to Intuit's OAuth server and map its failures to our errors."""
+    try:
+        return send()
+    except OAuthError as exc:
+        if exc.error == "invalid_grant":
+            raise InvalidGrant(f"Intuit refused the {what}: invalid_grant.") from None
+        if exc.error in ("server_error", "temporarily_unavailable"):
+            raise ProviderUnavailable(f"Intuit's token endpoint failed the {what} ({exc.error}).") from None
+        raise ProviderRejected(f"Intuit refused the {what}: {exc.error}.") from None
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(f"Intuit's token endpoint answered HTTP {status} to the {what}.") from None
+        raise ProviderRejected(f"Intuit's token endpoint answered HTTP {status} to the {what}.") from None
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise ProviderUnavailable(f"Intuit's OAuth server did not answer the {what} "
+                                  f"({type(exc).__name__}).") from None
+    except (requests.RequestException, ValueError) as exc:
+        raise ProviderUnavailable(f"Intuit's OAuth server sent an unreadable answer to the {what} "
+                                  f"({type(exc).__name__}).") from None
+
+
+def _token_set(answer: Mapping[str, Any], now: datetime, previous_refresh_token: str | None) -> TokenSet:
+    """Check a token answer and turn its relative lifetimes into UTC instants.
+
+    ``now`` is taken before the request was sent, so the expiry errs early.
+    """
+    access = answer.get("access_token")
+    refresh = answer.get("refresh_token") or previous_refresh_token
+    expires_in = answer.get("expires_in")
+    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+        raise ProviderRejected("Intuit's token answer lacks an access or refresh token.")
+    if not isinstance(expires_in, (int, float)) or expires_in <= 0:
+        raise ProviderRejected("Intuit's token answer lacks a valid expires_in.")
+    refresh_in = answer.get("x_refresh_token_expires_in")
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        access_token_expires_at=now + timedelta(seconds=int(expires_in)),
+        refresh_token_expires_at=(now + timedelta(seconds=int(refresh_in))
+                                  if isinstance(refresh_in, (int, float)) and refresh_in > 0 else None),
+    )

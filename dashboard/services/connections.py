@@ -1,0 +1,109 @@
+"""Connect and disconnect companies: store a new grant, or revoke and erase it.
+
+Synced data always stays: a disconnected company keeps its customers, invoices and
+sync cursors, so connecting it again resumes where it left off.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..integrations import TokenSet, get_integration
+from ..integrations.errors import IntegrationError
+from ..models import Company, ConnectionState, utcnow
+from .tokens import lock_company, token_cache, token_session, vault, write_tokens
+
+log = logging.getLogger(__name__)
+
+
+class CompanyNotFound(LookupError):
+    """No company has this realm id."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What a successful connect did."""
+
+    company_source_id: str
+    name: str | None
+    created: bool            # first connection of this realm
+    was_state: ConnectionState | None  # the state before (None when created)
+
+
+def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | None = None) -> Connected:
+    """Upsert the company by realm with fresh tokens and mark it connected.
+
+    A reconnect replaces the tokens and clears "reconnect required"; its data stays.
+    """
+    now = now or utcnow()
+    for attempt in (1, 2):
+        with token_session() as session:
+            company = lock_company(session, realm)
+            created = company is None
+            was_state = None if created else company.connection_state
+            if created:
+                company = Company(source_id=realm, integration=integration, token_version=0,
+                                  connection_state=ConnectionState.CONNECTED, connected_at=now)
+                session.add(company)
+                try:
+                    session.flush()
+                except IntegrityError:  # another callback created it first: update it instead
+                    session.rollback()
+                    if attempt == 1:
+                        continue
+                    raise
+            write_tokens(session, company, tokens, company.token_version)
+            company.integration = integration
+            company.connection_state = ConnectionState.CONNECTED
+            company.connection_error = None
+            company.connected_at = now
+            company.disconnected_at = None
+            name = company.name
+            session.commit()
+        token_cache().forget(realm)
+        log.info("Company %s %s", realm, "connected" if created else f"reconnected (was {was_state})")
+        return Connected(realm, name, created, was_state)
+    raise AssertionError("unreachable")
+
+
+def disconnect(company_source_id: str) -> None:
+    """Revoke the grant at the provider, erase the tokens, cancel the company's syncs and
+    mark it disconnected; keep its synced data. Raise CompanyNotFound for an unknown realm.
+    """
+    realm = company_source_id
+    settings = current_app.config["SETTINGS"]
+    with token_session() as session:
+        # Under the row lock no refresh can run meanwhile and resurrect the tokens.
+        company = lock_company(session, realm)
+        if company is None:
+            raise CompanyNotFound(f"There is no company {realm}.")
+        secret = company.refresh_token or company.access_token
+        kind = "refresh" if company.refresh_token else "access"
+        if secret is not None:
+            try:
+                token = vault().open(realm, kind, secret)  # type: ignore[arg-type]
+                get_integration(company.integration, settings).revoke(token)
+            except Exception as exc:  # erase anyway: the operator asked to disconnect
+                message = str(exc) if isinstance(exc, IntegrationError) else type(exc).__name__
+                log.warning("Could not revoke the grant of company %s at the provider (%s); the "
+                            "tokens are erased here anyway", realm, message)
+        company.access_token = None
+        company.access_token_expires_at = None
+        company.refresh_token = None
+        company.refresh_token_expires_at = None
+        company.token_version = company.token_version + 1
+        company.connection_state = ConnectionState.DISCONNECTED
+        company.connection_error = None
+        company.disconnected_at = utcnow()
+        session.commit()
+    token_cache().forget(realm)
+    from . import sync_jobs
+
+    cancelled = sync_jobs.cancel_company_syncs(realm)
+    log.info("Company %s disconnected; %d sync run(s) cancelled", realm, cancelled)
+    db.session.expire_all()  # the caller's session must not show the old state
