@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(sandbox)
     app.cli.add_command(rotate_keys)
+    app.cli.add_command(sync_group)
 
 
 def _read_password() -> str:
@@ -106,3 +107,52 @@ def rotate_keys() -> None:
     if report.unreadable:
         raise click.ClickException("Tokens of these companies could not be decrypted with any key "
                                    f"(left unchanged): {', '.join(report.unreadable)}")
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Run syncs by hand."""
+
+
+@sync_group.command("now")
+@with_appcontext
+@click.option("--company", "realm", default=None, help="Realm id (default: every connected company).")
+@click.option("--object", "object_type", type=click.Choice(["customer", "invoice"]), default=None,
+              help="One object type (default: all, Customers first).")
+@click.option("--full", is_flag=True, help="Full resync: backfill again from the start.")
+def sync_now(realm: str | None, object_type: str | None, full: bool) -> None:
+    """Run the sync pipeline in the foreground with progress; exit non-zero on failure."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Company, ConnectionState
+    from .services.sync_jobs import SyncRequestError
+    from .services.sync_runner import run_now
+    from .sync.errors import SyncError
+
+    realms = [realm] if realm else db.session.execute(
+        select(Company.source_id).where(Company.connection_state == ConnectionState.CONNECTED)
+        .order_by(Company.source_id)).scalars().all()
+    if not realms:
+        raise click.ClickException("No connected company to sync.")
+    failed = 0
+    for source_id in realms:
+        last: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int | None, source_id: str = source_id) -> None:
+            if done != last.get(name):
+                last[name] = done
+                click.echo(f"  {source_id} {name}: {done}" + (f" / {total}" if total else "") + " records")
+
+        click.echo(f"Syncing {source_id}{' (full resync)' if full else ''}...")
+        try:
+            summary = run_now(source_id, object_type, full, progress)
+        except (SyncError, SyncRequestError) as exc:
+            failed += 1
+            click.echo(f"  {source_id} FAILED: {exc}", err=True)
+            continue
+        parts = ", ".join(f"{name}: {summary.paths.get(name, '?')}, {count} written"
+                          for name, count in sorted({**{n: 0 for n in summary.paths}, **summary.records}.items()))
+        click.echo(f"  {source_id} done ({parts or 'nothing to do'})")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(realms)} companies failed.")

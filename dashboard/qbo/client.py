@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import requests
 
-from ..sync.errors import IntuitServerError, ReconnectRequired, SyncError
+from ..sync.errors import IntuitServerError, SyncError, TokenRejected
 from ..sync.policy import RetryPolicy
 from ..sync.timestamps import format_qbo_time
 from .faults import classify
@@ -70,7 +70,7 @@ class QboClient:
             error, body = self._send(method, url, params, data, headers, token)
             if error is None:
                 return body
-            if isinstance(error, ReconnectRequired) and "401" in error.message and not refreshed:
+            if isinstance(error, TokenRejected) and not refreshed:
                 # An access token can die early (revoked, clock drift): one refresh, one retry.
                 refreshed = True
                 token = self._refresh_token(token)

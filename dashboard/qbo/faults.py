@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from ..sync.errors import (
-    IntuitServerError, ReconnectRequired, RequestRejected, SyncError, Throttled,
+    IntuitServerError, ReconnectRequired, RequestRejected, SyncError, Throttled, TokenRejected,
 )
 
 
@@ -62,7 +62,7 @@ def classify(status: int, body: str, headers: Mapping[str, str] | None = None,
         return Throttled(f"Intuit throttled the requests (HTTP 429): {message}", intuit_tid=tid,
                          retry_after=retry_after_seconds(headers.get("Retry-After"), now))
     if status == 401:
-        return ReconnectRequired(f"Intuit refused the access token (HTTP 401): {message}", intuit_tid=tid)
+        return TokenRejected(f"Intuit refused the access token (HTTP 401): {message}", intuit_tid=tid)
     if status == 403:
         return ReconnectRequired(f"Intuit denied access to this company (HTTP 403): {message}. "
                                  "Reconnect it to grant access again.", intuit_tid=tid)

@@ -25,6 +25,10 @@ class ReconnectRequired(SyncError):
     retryable = False
 
 
+class TokenRejected(ReconnectRequired):
+    """Intuit refused the access token (401); one refresh may still save the request."""
+
+
 class Throttled(SyncError):
     """Intuit answered 429 more times than the page fetch retries."""
 
@@ -62,3 +66,9 @@ class RunCancelled(SyncError):
 
     kind = "cancelled"
     retryable = False
+
+
+class TokenUnavailable(SyncError):
+    """No access token could be had right now (the token endpoint is down); try later."""
+
+    kind = "token_unavailable"

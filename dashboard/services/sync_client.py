@@ -1,0 +1,98 @@
+"""Build the QBO client for a company: configured URL, shared rate limiter, vault tokens."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from flask import current_app
+
+from ..locks import redis_client
+from ..qbo.client import QboClient
+from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
+from ..sync.errors import ReconnectRequired, TokenUnavailable
+from ..sync.policy import RetryPolicy
+
+# The embedded backend runs one worker process: its limiter lives in that process.
+_local_limiter: LocalRateLimiter | None = None
+_limiter_guard = threading.Lock()
+
+
+def option(name: str, default: Any, cast=float) -> Any:
+    """Read a tuning knob from the app config, then the environment (tests shorten waits)."""
+    value = current_app.config.get(name)
+    if value is None:
+        raw = os.environ.get(name, "").strip()
+        value = raw or None
+    return default if value is None else cast(value)
+
+
+def limits() -> Limits:
+    return Limits(per_minute=option("QBO_LIMIT_PER_MINUTE", 500, int),
+                  per_second=option("QBO_LIMIT_PER_SECOND", 10, int),
+                  concurrent=option("QBO_LIMIT_CONCURRENT", 10, int))
+
+
+def rate_limiter() -> RateLimiter:
+    """Redis windows shared by every worker when REDIS_URL is set; in-process otherwise."""
+    global _local_limiter
+    settings = current_app.config["SETTINGS"]
+    if settings.redis_url:
+        from ..queue import huey
+
+        return RedisRateLimiter(redis_client(settings.redis_url), prefix=f"qbosync:{huey.name}:limits:",
+                                limits=limits())
+    with _limiter_guard:
+        if _local_limiter is None or _local_limiter.limits != limits():
+            _local_limiter = LocalRateLimiter(limits())
+        return _local_limiter
+
+
+class VaultTokens:
+    """Access tokens from the token vault, usable from fetch threads (each gets an app context)."""
+
+    REUSE_SECONDS = 240  # the vault promises 5 more minutes of validity per token
+
+    def __init__(self, app, realm: str) -> None:
+        self.app, self.realm = app, realm
+        self._token: str | None = None
+        self._fetched = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> str:
+        with self._lock:
+            if self._token and time.monotonic() - self._fetched < self.REUSE_SECONDS:
+                return self._token
+            self._token = self._call("get_access_token")
+            self._fetched = time.monotonic()
+            return self._token
+
+    def refresh(self, stale: str) -> str:
+        with self._lock:
+            self._token = self._call("force_refresh", stale)
+            self._fetched = time.monotonic()
+            return self._token
+
+    def _call(self, name: str, *args: str) -> str:
+        from ..integrations.errors import ReconnectRequired as GrantDead, TokenRefreshFailed
+        from . import tokens
+
+        with self.app.app_context():
+            try:
+                return getattr(tokens, name)(self.realm, *args)
+            except GrantDead as exc:
+                raise ReconnectRequired(str(exc)) from None
+            except TokenRefreshFailed as exc:
+                raise TokenUnavailable(str(exc)) from None
+
+
+def build_client(realm: str) -> QboClient:
+    """Return a client for ``realm`` with the configured base URL, limits and retry policy."""
+    settings = current_app.config["SETTINGS"]
+    app = current_app._get_current_object()
+    tokens = VaultTokens(app, realm)
+    policy = RetryPolicy(retries=option("QBO_HTTP_RETRIES", 4, int), delay=option("QBO_HTTP_RETRY_DELAY", 0.5),
+                         backoff=2.0, max_wait=option("QBO_HTTP_MAX_WAIT", 30.0))
+    return QboClient(settings.qbo_api_base_url, realm, tokens.get, tokens.refresh, limiter=rate_limiter(),
+                     policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT", 60.0)))

@@ -1,0 +1,389 @@
+"""The sync of one company: backfill, incremental (CDC or timestamps) and reconciliation.
+
+After every completed cycle the database equals QuickBooks. Each page is upserted in
+the transaction that advances its cursor, so a crash at any instant resumes from the
+last committed page. Pages are fetched ahead concurrently (within the realm's limits)
+and committed strictly in order; overlapping pages prove they still join up.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..extensions import db
+from ..models import SyncState, SyncStatus, utcnow
+from ..qbo.client import QboClient
+from ..sync import policy
+from ..sync.cdc import CdcResult, parse_cdc
+from ..sync.cursor import ScanCursor, advance, check_page
+from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, SyncError
+from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
+from ..sync.specs import EntitySpec, Row, ordered
+from ..sync.timestamps import parse_qbo_time
+from . import sync_store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    page_size: int = PAGE_SIZE
+    concurrency: int = 4            # pages fetched ahead at once
+    overlap: timedelta = policy.DEFAULT_OVERLAP
+    max_restarts: int = 25          # shifted-page re-reads per scan before giving up
+
+
+class Fence(Protocol):
+    """The run's claim on its work: checked (and counters added) in each page's transaction."""
+
+    def beat(self, *, pages: int = 0, records: int = 0, requests: int = 0) -> None: ...
+
+
+@dataclass
+class Summary:
+    records: dict[str, int] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+class CompanySync:
+    """Sync the object types of one company, in dependency order."""
+
+    def __init__(self, company_source_id: str, client: QboClient, fence: Fence,
+                 options: EngineOptions = EngineOptions(), progress: Progress | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.company = company_source_id
+        self.client = client
+        self.fence = fence
+        self.options = options
+        self.progress = progress
+        self.clock = clock
+        self.summary = Summary()
+        self._cdc: CdcResult | None = None
+        self._requests_reported = 0
+
+    # -- entry ---------------------------------------------------------------------
+    def run(self, object_types: Sequence[str] | None = None, *, full: bool = False,
+            final_attempt: bool = True) -> Summary:
+        """Sync the given object types (all when None); record each one's outcome in sync_state."""
+        specs = ordered(list(object_types) if object_types else None)
+        if full:
+            self._reset(specs)
+        for spec in specs:
+            state = self._state(spec)
+            self._begin(state)
+            try:
+                self._sync_one(spec, specs)
+            except SyncError as exc:
+                db.session.rollback()
+                self._fail(spec, exc, final_attempt)
+                raise
+            except SQLAlchemyError as exc:
+                db.session.rollback()
+                error = DatabaseFailure(f"Our database failed while saving {spec.name}s: {type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0][:300]}")
+                self._fail(spec, error, final_attempt)
+                raise error from exc
+        return self.summary
+
+    def _sync_one(self, spec: EntitySpec, specs: Sequence[EntitySpec]) -> None:
+        state = self._state(spec)
+        if not state.is_initial_backfill_completed:
+            self.summary.paths[spec.name] = "backfill"
+            self._backfill(spec)
+            return
+        path = policy.incremental_path(state.last_successful_sync_time, self.clock())
+        if path == policy.CDC:
+            result = self._cdc_result(specs)
+            if spec.entity in result.complete:
+                self.summary.paths[spec.name] = "cdc"
+                self._apply_cdc(spec, result)
+                return
+            # The 1,000-object cap cut this entity: read it by timestamps (and Ids for deletes).
+            path = policy.long_gap_path(spec.deletable)
+            since_time = result.time or self.clock()
+        else:
+            path = policy.long_gap_path(spec.deletable)
+            since_time = None
+        self.summary.paths[spec.name] = path
+        if path == policy.RECONCILE:
+            first = self._reconcile(spec)
+        else:
+            since = policy.changed_since(state.last_successful_sync_time, self.options.overlap)
+            first = self._scan_incremental(spec, since)
+        self._succeed(spec, since_time or first or self.clock())
+
+    # -- sync_state bookkeeping ----------------------------------------------------
+    def _state(self, spec: EntitySpec) -> SyncState:
+        state = db.session.execute(select(SyncState).where(
+            SyncState.company_source_id == self.company, SyncState.object_type == spec.name)).scalar_one_or_none()
+        if state is None:
+            state = SyncState(company_source_id=self.company, object_type=spec.name, status=SyncStatus.PENDING,
+                              is_initial_backfill_completed=False, backfill_tie_offset=0, records_synced=0,
+                              attempts=0)
+            db.session.add(state)
+            db.session.commit()
+        return state
+
+    def _reset(self, specs: Sequence[EntitySpec]) -> None:
+        for spec in specs:
+            state = self._state(spec)
+            state.is_initial_backfill_completed = False
+            state.initial_attempt_time = None
+            state.backfill_started_at = None
+            state.last_sync_most_recent_source_created_at_time = None
+            state.backfill_tie_offset = 0
+            state.backfill_last_source_id = None
+            state.records_total = None
+            state.records_synced = 0
+        db.session.commit()
+
+    def _begin(self, state: SyncState) -> None:
+        state.status = SyncStatus.IN_PROGRESS
+        state.last_attempt_time = utcnow()
+        db.session.commit()
+
+    def _succeed(self, spec: EntitySpec, cursor_time: datetime) -> None:
+        state = self._state(spec)
+        state.last_successful_sync_time = cursor_time
+        state.status = SyncStatus.SUCCEEDED
+        state.error_message = None
+        state.error_kind = None
+        state.attempts = 0
+        self._beat()
+        db.session.commit()
+
+    def _fail(self, spec: EntitySpec, error: SyncError, final: bool) -> None:
+        state = self._state(spec)
+        state.attempts = (state.attempts or 0) + 1
+        state.error_kind = error.kind
+        state.last_failed_at = utcnow()
+        if final:
+            state.status = SyncStatus.FAILED
+            state.error_message = describe(error, state.attempts)
+        else:
+            state.status = SyncStatus.PENDING
+            state.error_message = f"Attempt {state.attempts} failed, retrying: {error}"
+        db.session.commit()
+
+    def _beat(self, pages: int = 0, records: int = 0) -> None:
+        sent = self.client.requests_sent
+        self.fence.beat(pages=pages, records=records, requests=sent - self._requests_reported)
+        self._requests_reported = sent
+
+    # -- backfill ------------------------------------------------------------------
+    def _backfill(self, spec: EntitySpec) -> None:
+        state = self._state(spec)
+        if state.initial_attempt_time is None or state.backfill_started_at is None:
+            started_local = utcnow()
+            body = self.client.query(count_query(spec))
+            total = (body.get("QueryResponse") or {}).get("totalCount")
+            state.initial_attempt_time = response_time(body) or started_local
+            state.backfill_started_at = started_local
+            state.records_total = int(total) if isinstance(total, int) else None
+            state.records_synced = 0
+            state.last_sync_most_recent_source_created_at_time = None
+            state.backfill_tie_offset = 0
+            state.backfill_last_source_id = None
+            self._beat()
+            db.session.commit()
+        cursor = ScanCursor(state.last_sync_most_recent_source_created_at_time, state.backfill_tie_offset,
+                            state.backfill_last_source_id)
+
+        def commit(rows: list[Row], new_cursor: ScanCursor) -> None:
+            self._write_page(spec, rows)
+            state.last_sync_most_recent_source_created_at_time = new_cursor.time
+            state.backfill_tie_offset = new_cursor.tie
+            state.backfill_last_source_id = new_cursor.anchor
+            state.records_synced = (state.records_synced or 0) + len(rows)
+            self._beat(pages=1, records=len(rows))
+            db.session.commit()
+            self._report(spec, state.records_synced, state.records_total)
+
+        self._scan(spec, CREATED, cursor, commit)
+        if spec.deletable:
+            # Rows this backfill did not write no longer exist in QuickBooks (full resync).
+            sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, utcnow())
+        state.is_initial_backfill_completed = True
+        state.last_successful_sync_time = state.initial_attempt_time
+        state.status = SyncStatus.SUCCEEDED
+        state.error_message = None
+        state.error_kind = None
+        state.attempts = 0
+        self._beat()
+        db.session.commit()
+
+    # -- incremental -----------------------------------------------------------------
+    def _cdc_result(self, specs: Sequence[EntitySpec]) -> CdcResult:
+        """Call CDC once for every object type on the CDC path (an idle cycle costs one request)."""
+        if self._cdc is None:
+            now = self.clock()
+            cdc_specs, oldest = [], None
+            for spec in specs:
+                state = self._state(spec)
+                if state.is_initial_backfill_completed and policy.incremental_path(
+                        state.last_successful_sync_time, now) == policy.CDC:
+                    cdc_specs.append(spec)
+                    if oldest is None or state.last_successful_sync_time < oldest:
+                        oldest = state.last_successful_sync_time
+            entities = [s.entity for s in cdc_specs]
+            body = self.client.cdc(entities, policy.changed_since(oldest, self.options.overlap))
+            self._cdc = parse_cdc(body, entities)
+        return self._cdc
+
+    def _apply_cdc(self, spec: EntitySpec, result: CdcResult) -> None:
+        changes = result.changes[spec.entity]
+        rows = [spec.to_row(obj) for obj in changes.live]
+        written = sync_store.upsert_rows(spec, self.company, rows)
+        sync_store.link_rows(self.company, spec)
+        if changes.deleted:
+            sync_store.mark_deleted(spec, self.company, changes.deleted)
+        self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
+        self._beat(pages=1 if rows or changes.deleted else 0, records=written)
+        db.session.commit()
+        self._succeed(spec, result.time or self.clock())
+
+    def _scan_incremental(self, spec: EntitySpec, since: datetime) -> datetime | None:
+        def commit(rows: list[Row], _cursor: ScanCursor) -> None:
+            self._write_page(spec, rows)
+            self._beat(pages=1, records=len(rows))
+            db.session.commit()
+
+        return self._scan(spec, UPDATED, ScanCursor(since), commit)
+
+    def _reconcile(self, spec: EntitySpec) -> datetime | None:
+        """Read every record (upserting it) and mark the rows not read as deleted."""
+        started_local = utcnow()
+        first = self._scan_incremental_all(spec)
+        sync_store.mark_untouched_deleted(spec, self.company, started_local, utcnow())
+        db.session.commit()
+        return first
+
+    def _scan_incremental_all(self, spec: EntitySpec) -> datetime | None:
+        def commit(rows: list[Row], _cursor: ScanCursor) -> None:
+            self._write_page(spec, rows)
+            self._beat(pages=1, records=len(rows))
+            db.session.commit()
+
+        return self._scan(spec, CREATED, ScanCursor(None), commit)
+
+    # -- pages -----------------------------------------------------------------------
+    def _write_page(self, spec: EntitySpec, rows: list[Row]) -> None:
+        sync_store.upsert_rows(spec, self.company, rows)
+        sync_store.link_rows(self.company, spec)
+        self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + len(rows)
+
+    def _report(self, spec: EntitySpec, done: int, total: int | None) -> None:
+        if self.progress:
+            self.progress(spec.name, done, total)
+
+    def _scan(self, spec: EntitySpec, field_name: str, cursor: ScanCursor,
+              commit: Callable[[list[Row], ScanCursor], None]) -> datetime | None:
+        """Read every record with ``field >= cursor`` in order, committing page by page.
+
+        Up to ``concurrency`` pages are in flight, each starting where the previous one
+        ends (one record of overlap). A page that does not join up means a record before
+        it vanished: the pages ahead are dropped and reading resumes from the committed
+        cursor. Return Intuit's time of the first answer (the start of this read).
+        """
+        size = self.options.page_size
+        key_of = "source_created_at" if field_name == CREATED else "source_updated_at"
+        first_time: datetime | None = None
+        restarts = 0
+        width = max(1, self.options.concurrency)
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"qbo-{self.company}")
+        try:
+            while True:
+                base = cursor
+                pending: dict[int, Future] = {}
+                next_k = 0
+
+                def submit(k: int) -> None:
+                    statement = scan_query(spec, field_name, base.time, base.start(k, size), size)
+                    pending[k] = pool.submit(self.client.query, statement)
+
+                for _ in range(width):
+                    submit(next_k)
+                    next_k += 1
+                expected = base.anchor if base.anchored else None
+                k = 0
+                outcome = "more"
+                while True:
+                    body = pending.pop(k).result()
+                    if first_time is None:
+                        first_time = response_time(body)
+                    records = page_records(body, spec)
+                    ids = [str(r.get("Id")) for r in records]
+                    check = check_page(ids, expected, size)
+                    if not check.joined:
+                        outcome = "shifted"
+                        break
+                    rows = [spec.to_row(r) for r in records[check.fresh:]]
+                    new_cursor = advance(cursor, [(row[key_of], row["source_id"]) for row in rows])
+                    commit(rows, new_cursor)
+                    cursor = new_cursor
+                    if check.last:
+                        outcome = "done"
+                        break
+                    expected = ids[-1]
+                    k += 1
+                    submit(next_k)
+                    next_k += 1
+                for future in pending.values():
+                    future.cancel()
+                if outcome == "done":
+                    return first_time
+                restarts += 1
+                if restarts > self.options.max_restarts:
+                    raise IntuitServerError(
+                        f"{spec.entity} records kept shifting while being read ({restarts} re-reads); "
+                        "will try again later")
+                if k == 0:
+                    # The committed tie group itself changed: read the whole group again.
+                    cursor = cursor.without_anchor()
+                log.info("Realm %s: %s page %d did not join the previous one; re-reading from the cursor",
+                         self.company, spec.entity, k)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def response_time(body: Mapping[str, Any]) -> datetime | None:
+    """Return Intuit's clock from an answer's ``time`` field (None when absent)."""
+    raw = body.get("time")
+    if raw in (None, ""):
+        return None
+    return parse_qbo_time(raw, "response time")
+
+
+def page_records(body: Mapping[str, Any], spec: EntitySpec) -> list[dict[str, Any]]:
+    response = body.get("QueryResponse")
+    if not isinstance(response, Mapping):
+        raise BadData(f"Intuit sent a {spec.entity} query answer without QueryResponse")
+    records = response.get(spec.entity) or []
+    if not isinstance(records, list):
+        raise BadData(f"Intuit sent {spec.entity} records that are not a list")
+    return records
+
+
+ADVICE = {
+    "reconnect_required": "Reconnect the company from the dashboard; syncing resumes after that.",
+    "throttled": "Intuit kept throttling; the next cycle (or Retry) continues where this stopped.",
+    "intuit_server": "Intuit kept failing; the next cycle (or Retry) continues where this stopped.",
+    "token_unavailable": "No access token could be obtained; the next cycle (or Retry) tries again.",
+    "bad_data": "Intuit sent a record we cannot store; earlier pages are kept. Report this record.",
+    "request_rejected": "Intuit rejected our query; this needs a fix in the service.",
+    "database": "Our database failed; check its health. The next cycle resumes from the last page.",
+}
+
+
+def describe(error: SyncError, attempts: int) -> str:
+    """Return a message a person can act on: what failed, after how many attempts, what to do."""
+    advice = ADVICE.get(error.kind, "The next cycle (or Retry) tries again.")
+    return f"{error} — failed after {attempts} attempt{'s' if attempts != 1 else ''}. {advice}"
