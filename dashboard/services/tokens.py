@@ -75,8 +75,7 @@ def token_session() -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        session.close()  # rolls back anything uncommitted; loaded objects stay readable
 
 
 def lock_company(session: Session, realm: str) -> Company | None:
