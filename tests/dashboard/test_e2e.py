@@ -123,7 +123,7 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     assert page.evaluate("htmx.version") == "2.0.11"
 
     # Connect through the simulator's consent page.
-    page.get_by_role("link", name="Connect QuickBooks").first.click()
+    page.get_by_role("button", name="Connect QuickBooks").first.click()  # an <a role="button">
     expect(page).to_have_url(re.compile(re.escape(simulator.url) + r"/connect/oauth2"))
     page.locator(f'input[name="realmId"][value="{realm}"]').check()
     page.get_by_role("button", name="Connect").click()
