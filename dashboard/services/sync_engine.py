@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import SyncState, SyncStatus, utcnow
 from ..qbo.client import QboClient
 from ..sync import policy
-from ..sync.cdc import CdcResult, parse_cdc
+from ..sync.cdc import CDC_MAX_OBJECTS, CdcResult, parse_cdc
 from ..sync.cursor import ScanCursor, advance, check_page
 from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, SyncError
 from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
@@ -39,6 +39,7 @@ class EngineOptions:
     concurrency: int = 4            # pages fetched ahead at once
     overlap: timedelta = policy.DEFAULT_OVERLAP
     max_restarts: int = 25          # shifted-page re-reads per scan before giving up
+    cdc_cap: int = CDC_MAX_OBJECTS  # objects per CDC answer beyond which it may be cut
 
 
 class Fence(Protocol):
@@ -235,7 +236,7 @@ class CompanySync:
                         oldest = state.last_successful_sync_time
             entities = [s.entity for s in cdc_specs]
             body = self.client.cdc(entities, policy.changed_since(oldest, self.options.overlap))
-            self._cdc = parse_cdc(body, entities)
+            self._cdc = parse_cdc(body, entities, self.options.cdc_cap)
         return self._cdc
 
     def _apply_cdc(self, spec: EntitySpec, result: CdcResult) -> None:

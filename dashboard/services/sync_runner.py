@@ -34,7 +34,8 @@ def lease_seconds() -> float:
 def engine_options() -> EngineOptions:
     return EngineOptions(page_size=option("SYNC_PAGE_SIZE", 1000, int),
                          concurrency=option("SYNC_PAGE_CONCURRENCY", 4, int),
-                         overlap=timedelta(seconds=option("SYNC_OVERLAP_SECONDS", 300.0)))
+                         overlap=timedelta(seconds=option("SYNC_OVERLAP_SECONDS", 300.0)),
+                         cdc_cap=option("QBO_CDC_MAX_OBJECTS", 1000, int))
 
 
 class RunFence:

@@ -1,0 +1,159 @@
+"""The pure sync core, driven with plain values: no database, no network, no queue."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dashboard.qbo.faults import classify, fault_message, retry_after_seconds
+from dashboard.sync import policy
+from dashboard.sync.cdc import parse_cdc
+from dashboard.sync.cursor import ScanCursor, advance, check_page
+from dashboard.sync.errors import (
+    BadData, IntuitServerError, ReconnectRequired, RequestRejected, Throttled, TokenRejected,
+)
+from dashboard.sync.queries import count_query, page_start, scan_query
+from dashboard.sync.specs import CUSTOMER, INVOICE, SPECS, customer_row, invoice_row, ordered
+from dashboard.sync.timestamps import format_qbo_time, parse_qbo_time
+
+UTC = timezone.utc
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def t(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_timestamps_keep_their_offsets():
+    assert parse_qbo_time("2026-01-01T16:00:00-08:00") == datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
+    assert parse_qbo_time("2026-01-02T00:00:00.250Z") == datetime(2026, 1, 2, 0, 0, 0, 250000, tzinfo=UTC)
+    with pytest.raises(BadData, match="without a UTC offset"):
+        parse_qbo_time("2026-01-02T00:00:00")
+    with pytest.raises(BadData):
+        parse_qbo_time(None)
+    assert format_qbo_time(datetime(2026, 1, 2, 1, 0, tzinfo=timezone(timedelta(hours=1)))) == "2026-01-02T00:00:00+00:00"
+
+
+def test_queries():
+    assert scan_query(CUSTOMER, "MetaData.CreateTime", T0, 1) == (
+        "SELECT * FROM Customer WHERE Active IN (true, false) AND MetaData.CreateTime >= "
+        "'2026-01-02T03:04:05+00:00' ORDERBY MetaData.CreateTime STARTPOSITION 1 MAXRESULTS 1000")
+    assert scan_query(INVOICE, "MetaData.LastUpdatedTime", None, 999, 1000) == (
+        "SELECT * FROM Invoice ORDERBY MetaData.LastUpdatedTime STARTPOSITION 999 MAXRESULTS 1000")
+    assert count_query(CUSTOMER) == "SELECT COUNT(*) FROM Customer WHERE Active IN (true, false)"
+    # Pages overlap by one record; an anchored cursor re-reads its last record first.
+    assert [page_start(0, False, k) for k in range(3)] == [1, 1000, 1999]
+    assert [page_start(5, True, k) for k in range(2)] == [5, 1004]
+    assert [page_start(5, False, k) for k in range(2)] == [6, 1005]
+
+
+def test_specs_order_and_mapping():
+    assert [s.name for s in ordered()] == ["customer", "invoice"] == list(SPECS)
+    meta = {"CreateTime": "2026-01-01T10:00:00-08:00", "LastUpdatedTime": "2026-01-02T10:00:00-08:00"}
+    row = customer_row({"Id": "7", "SyncToken": "3", "Active": False, "DisplayName": "Zoë", "MetaData": meta})
+    assert row["source_id"] == "7" and row["sync_token"] == 3 and row["active"] is False
+    assert row["source_created_at"] == datetime(2026, 1, 1, 18, tzinfo=UTC)
+    assert row["raw_data"]["DisplayName"] == "Zoë"
+    inv = invoice_row({"Id": "9", "SyncToken": "0", "TotalAmt": 12.5, "CustomerRef": {"value": "7"},
+                       "CurrencyRef": {"value": "USD"}, "MetaData": meta})
+    assert inv["customer_source_id"] == "7" and str(inv["total_amt"]) == "12.50" and inv["currency"] == "USD"
+    with pytest.raises(BadData, match="Invoice 9 with TotalAmt"):
+        invoice_row({"Id": "9", "TotalAmt": "lots", "MetaData": meta})
+    with pytest.raises(BadData, match="without an Id"):
+        customer_row({"MetaData": meta})
+
+
+def test_cursor_advance_with_ties():
+    start = ScanCursor()
+    # A page ending in three records sharing a time: the tie offset counts them.
+    c1 = advance(start, [(t(0), "1"), (t(1), "2"), (t(1), "3"), (t(1), "4")])
+    assert c1 == ScanCursor(t(1), 3, "4")
+    # A whole page inside the same tie accumulates.
+    c2 = advance(c1, [(t(1), str(i)) for i in range(5, 10)])
+    assert c2 == ScanCursor(t(1), 8, "9")
+    # Leaving the tie resets the offset.
+    assert advance(c2, [(t(1), "10"), (t(2), "11")]) == ScanCursor(t(2), 1, "11")
+    assert advance(c2, []) == c2
+    assert c2.start(0, 1000) == 8 and c2.start(1, 1000) == 1007
+    assert c2.without_anchor() == ScanCursor(t(1), 0, None)
+
+
+def test_page_joins():
+    assert check_page(["1", "2"], None, 2) == check_page(["1", "2"], None, 2)
+    full = check_page([str(i) for i in range(1000)], "0", 1000)
+    assert full.joined and full.fresh == 1 and not full.last
+    assert not check_page(["5", "6"], "4", 1000).joined          # a record before vanished
+    assert not check_page([], "4", 1000).joined                  # the anchor itself vanished
+    assert check_page(["4"], "4", 1000).last                     # only the overlap: the end
+
+
+def test_path_choice():
+    now = t(0)
+    assert policy.incremental_path(None, now) == policy.INITIAL
+    assert policy.incremental_path(now - timedelta(minutes=5), now) == policy.CDC
+    assert policy.incremental_path(now - timedelta(days=29), now) == policy.CDC
+    assert policy.incremental_path(now - timedelta(days=29, hours=20), now) == policy.TIMESTAMP
+    assert policy.incremental_path(now - timedelta(days=45), now) == policy.TIMESTAMP
+    assert policy.long_gap_path(deletable=True) == policy.RECONCILE
+    assert policy.long_gap_path(deletable=False) == policy.TIMESTAMP
+    assert policy.changed_since(now, timedelta(minutes=5)) == now - timedelta(minutes=5)
+
+
+def test_due_for_sync_and_spread():
+    interval = timedelta(minutes=5)
+    firsts = {policy.first_due(T0, interval, f"realm{i}") for i in range(50)}
+    assert len(firsts) > 20 and all(T0 <= f < T0 + interval for f in firsts)
+    assert policy.is_due(None, T0) and policy.is_due(t(0), t(0)) and not policy.is_due(t(1), t(0))
+    # A company keeps its own cadence, even after missed slots.
+    assert policy.next_due(t(0), t(0), interval) == t(300)
+    assert policy.next_due(t(0), t(1000), interval) == t(1200)
+    assert policy.next_due(t(50), t(0), interval) == t(50)
+
+
+def test_retry_policy():
+    assert policy.RetryPolicy().delays() == [1.0, 2.0, 4.0]
+    capped = policy.RetryPolicy(retries=3, delay=1, backoff=2, max_wait=3)
+    assert capped.wait(3) == 3 and capped.wait(1, retry_after=2.5) == 2.5 and capped.wait(1, retry_after=99) == 3
+    assert policy.lease_expired(t(0), t(0)) and not policy.lease_expired(t(1), t(0))
+    assert not policy.lease_expired(None, t(0))
+
+
+def test_error_classification():
+    xml = ('<IntuitResponse><Fault type="SERVICE"><Error code="3001"><Message>message=ThrottleExceeded'
+           '</Message><Detail>Too many requests</Detail></Error></Fault></IntuitResponse>')
+    throttled = classify(429, xml, {"Retry-After": "3", "intuit_tid": "tid-1"})
+    assert isinstance(throttled, Throttled) and throttled.retryable and throttled.retry_after == 3
+    assert "ThrottleExceeded" in throttled.message and throttled.intuit_tid == "tid-1"
+    assert isinstance(classify(401, '{"fault":{"error":[{"message":"expired","code":"3200"}]}}'), TokenRejected)
+    denied = classify(403, "{}")
+    assert isinstance(denied, ReconnectRequired) and not denied.retryable
+    assert isinstance(classify(503, "<html>Service Unavailable</html>"), IntuitServerError)
+    rejected = classify(400, '{"Fault":{"Error":[{"Message":"bad","Detail":"QueryParserError","code":"4000"}]}}')
+    assert isinstance(rejected, RequestRejected) and "QueryParserError (code 4000)" in str(rejected)
+    assert classify(200, "{}") is None
+    assert not BadData("x").retryable and IntuitServerError("x").retryable
+    assert fault_message("<html><body>Gateway   down</body></html>") == "Gateway down"
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT",
+                               datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)) == 10
+    assert retry_after_seconds("soon") is None
+
+
+def test_cdc_parsing_and_cap():
+    body = {"CDCResponse": [{"QueryResponse": [
+        {"Customer": [{"Id": "1"}, {"Id": "2"}]},
+        {"Invoice": [{"Id": "5"}, {"domain": "QBO", "status": "Deleted", "Id": "6",
+                                   "MetaData": {"LastUpdatedTime": "2026-01-01T00:00:00-08:00"}}]}]}],
+        "time": "2026-01-02T00:00:00.000-08:00"}
+    result = parse_cdc(body, ["Customer", "Invoice"], cap=1000)
+    assert [o["Id"] for o in result.changes["Customer"].live] == ["1", "2"]
+    assert result.changes["Invoice"].deleted == [("6", datetime(2026, 1, 1, 8, tzinfo=UTC))]
+    assert result.complete == {"Customer", "Invoice"}
+    assert result.time == datetime(2026, 1, 2, 8, tzinfo=UTC)
+    # At the cap, the last entity present (and any after it) may be cut.
+    assert parse_cdc(body, ["Customer", "Invoice"], cap=4).complete == {"Customer"}
+    only_customers = {"CDCResponse": [{"QueryResponse": [{"Customer": [{"Id": "1"}, {"Id": "2"}]}]}]}
+    assert parse_cdc(only_customers, ["Customer", "Invoice"], cap=2).complete == set()
+    empty = {"CDCResponse": [{"QueryResponse": [{}]}], "time": "2026-01-02T00:00:00Z"}
+    assert parse_cdc(empty, ["Customer", "Invoice"]).complete == {"Customer", "Invoice"}
+    with pytest.raises(BadData):
+        parse_cdc({"nope": 1}, ["Customer"])

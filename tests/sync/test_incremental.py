@@ -1,0 +1,127 @@
+"""Incremental sync against the simulator: changes, deletes, long gaps, skew, CDC's cap, cost."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from dashboard.extensions import db
+from dashboard.models import Customer, Invoice, SyncState, utcnow
+from dashboard.services.sync_runner import run_now
+
+from .conftest import assert_equal_to_source, connect, generate
+
+
+def _mutate(sim, realm, tag: str) -> None:
+    """Create, update, inactivate and delete a few records, as users of QuickBooks would."""
+    customers = sim.records(realm, "Customer")
+    invoices = sim.records(realm, "Invoice")
+    new = sim.create_customer(realm, DisplayName=f"Late Customer {tag}")
+    sim.create_invoice(realm, new["Id"])  # references a customer our database may not hold yet
+    sim.update_customer(realm, customers[0]["Id"], CompanyName=f"Renamed {tag}")
+    sim.deactivate_customer(realm, customers[1]["Id"])
+    sim.update_invoice(realm, invoices[0]["Id"], DocNumber=f"D-{tag}")
+    sim.delete_invoice(realm, invoices[1]["Id"])
+
+
+def _backfill(sim, realm):
+    connect(sim, realm)
+    run_now(realm)
+    assert_equal_to_source(sim, realm)
+
+
+def test_changes_during_backfill_are_caught_by_the_next_cycle(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=21, customers=1500, invoices=1500, tie_size=20)
+    connect(sim, realm)
+    mutated = []
+
+    def mutate_mid_backfill(name, done, total):
+        if name == "invoice" and not mutated:
+            mutated.append(done)
+            _mutate(sim, realm, "during")
+
+    run_now(realm, progress=mutate_mid_backfill)
+    assert mutated
+    summary = run_now(realm)
+    assert summary.paths == {"customer": "cdc", "invoice": "cdc"}
+    assert_equal_to_source(sim, realm)
+    deleted = db.session.execute(select(Invoice).where(Invoice.is_deleted.is_(True))).scalars().all()
+    assert len(deleted) == 1 and deleted[0].deleted_at is not None
+    inactive = db.session.execute(select(Customer).where(Customer.active.is_(False))).scalars().all()
+    assert inactive, "an inactivated customer is kept, marked inactive"
+
+
+def test_idle_cycle_costs_one_request(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=22, customers=40, invoices=60)
+    _backfill(sim, realm)
+    sim.reset_stats(realm)
+    summary = run_now(realm)
+    assert summary.paths == {"customer": "cdc", "invoice": "cdc"}
+    assert sim.stats(realm)["requests"] == 1
+
+
+def test_late_customer_is_linked_when_it_arrives(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=23, customers=30, invoices=30)
+    _backfill(sim, realm)
+    customer = sim.create_customer(realm, DisplayName="Arrives Late")
+    invoice = sim.create_invoice(realm, customer["Id"])
+    run_now(realm, object_type="invoice")  # invoices only: the customer is not here yet
+    row = db.session.execute(select(Invoice).where(Invoice.source_id == invoice["Id"])).scalar_one()
+    assert row.customer_source_id == customer["Id"] and row.customer_id is None
+    run_now(realm)
+    assert_equal_to_source(sim, realm)
+
+
+def test_gap_over_30_days_is_reconciled(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=24, customers=200, invoices=400)
+    _backfill(sim, realm)
+    _mutate(sim, realm, "gap")
+    # The service was away for 31 days: CDC cannot look back that far.
+    db.session.execute(update(SyncState).values(last_successful_sync_time=utcnow() - timedelta(days=31)))
+    db.session.commit()
+    sim.reset_stats(realm)
+    summary = run_now(realm)
+    assert summary.paths == {"customer": "timestamp", "invoice": "reconcile"}
+    assert not [e for e in sim.request_log(realm) if e["kind"] == "cdc"]
+    assert_equal_to_source(sim, realm)
+    assert len(db.session.execute(select(Invoice).where(Invoice.is_deleted.is_(True))).scalars().all()) == 1
+
+
+def test_cdc_cap_falls_back_per_object_type(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    qbo_app.config["QBO_CDC_MAX_OBJECTS"] = 5  # Intuit's 1,000, scaled down with the data
+    realm = generate(sim, seed=25, customers=50, invoices=80)
+    _backfill(sim, realm)
+    sim.configure(cdc_max_objects=5)
+    customers, invoices = sim.records(realm, "Customer"), sim.records(realm, "Invoice")
+    for c in customers[:2]:
+        sim.update_customer(realm, c["Id"], CompanyName="Cap Test")
+    for i in invoices[:6]:
+        sim.update_invoice(realm, i["Id"], DocNumber="CAP")
+    sim.delete_invoice(realm, invoices[10]["Id"])
+    try:
+        summary = run_now(realm)
+    finally:
+        qbo_app.config["QBO_CDC_MAX_OBJECTS"] = None
+    assert summary.paths == {"customer": "cdc", "invoice": "reconcile"}
+    assert_equal_to_source(sim, realm)
+
+
+@pytest.mark.parametrize("skew", [-120, 120])
+def test_clock_skew_loses_nothing(qbo_app, sandbox_server, skew):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=26, customers=60, invoices=90)
+    sim.set_clock_offset(skew)
+    connect(sim, realm)
+    run_now(realm)
+    _mutate(sim, realm, f"skew{skew}")
+    run_now(realm)
+    assert_equal_to_source(sim, realm)
+    _mutate(sim, realm, f"skew{skew}b")
+    run_now(realm)
+    assert_equal_to_source(sim, realm)
