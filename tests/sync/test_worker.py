@@ -1,0 +1,227 @@
+"""The pipeline on a real Huey consumer: queueing, retries, failures on record, many workers, SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dashboard.extensions import db
+from dashboard.models import Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState, SyncStatus
+from dashboard.queue import huey
+from dashboard.services import sync_jobs
+from dashboard.services.sync_runner import reap_expired_runs
+from dashboard.tasks.sync import run_sync
+
+from .conftest import FAST_KNOBS, assert_equal_to_source, connect, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def consumer(workers: int = 4):
+    """Run a Huey consumer with thread workers inside this process."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    c = huey.create_consumer(workers=workers, worker_type="thread", periodic=False, scheduler_interval=1)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop(graceful=True)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        db.session.rollback()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _run(run_id):
+    return db.session.get(SyncRun, run_id, populate_existing=True)
+
+
+def test_requested_sync_runs_on_the_consumer_and_is_not_queued_twice(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=31, customers=120, invoices=200)
+    connect(sim, realm)
+    run = sync_jobs.request_initial_sync(realm)
+    again, created = sync_jobs.request_sync(realm, kind=RunKind.INCREMENTAL, trigger="webhook", object_type="invoice")
+    assert again.id == run.id and not created  # a burst never queues twice
+    assert sync_jobs.active_run(realm, "invoice").id == run.id
+    with consumer():
+        wait_for(lambda: _run(run.id).status == RunStatus.SUCCEEDED, 60, "the backfill")
+    assert_equal_to_source(sim, realm)
+    assert sync_jobs.active_run(realm) is None
+    assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar_one() == 1
+
+
+def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, monkeypatch):
+    monkeypatch.setattr(run_sync.task_class, "default_retry_delay", 0.1)
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=32, customers=30, invoices=30)
+    connect(sim, realm)
+    sim.inject_fault("503", realm=realm, probability=1.0)
+    run = sync_jobs.request_initial_sync(realm)
+    with consumer(workers=2):
+        wait_for(lambda: _run(run.id).status == RunStatus.FAILED, 60, "the final failure")
+    run = _run(run.id)
+    assert run.attempts == 4 and "HTTP 503" in run.error_message
+    state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
+    assert state.status == SyncStatus.FAILED and state.attempts == 4 and state.last_failed_at is not None
+    assert "Intuit failed (HTTP 503)" in state.error_message and "after 4 attempts" in state.error_message
+    assert state.error_kind == "intuit_server"
+    # Retry, once Intuit is back, resumes and succeeds.
+    sim.clear_faults()
+    retry, created = sync_jobs.retry_failed(realm, "customer")
+    assert created
+    with consumer(workers=2):
+        wait_for(lambda: _run(retry.id).status == RunStatus.SUCCEEDED, 60, "the retry")
+        state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
+        assert state.status == SyncStatus.SUCCEEDED and state.error_message is None
+        rest = sync_jobs.request_initial_sync(realm, trigger="schedule")  # the invoices' turn
+        wait_for(lambda: _run(rest.id).status == RunStatus.SUCCEEDED, 60, "the invoices")
+    assert_equal_to_source(sim, realm)
+
+
+def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=33, customers=10, invoices=10)
+    connect(sim, realm)
+    sim.revoke_grant(realm)
+    run = sync_jobs.request_initial_sync(realm)
+    with consumer(workers=1):
+        wait_for(lambda: _run(run.id).status in (RunStatus.FAILED, RunStatus.CANCELLED), 30, "the failure")
+    run = _run(run.id)
+    assert run.attempts == 1  # no retries: only a person can fix it
+    state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
+    assert state.error_kind == "reconnect_required" and "Reconnect" in state.error_message
+
+
+def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
+    from dashboard.models import Company, utcnow
+    from dashboard.services.sync_runner import schedule_due_companies
+
+    sim = sandbox_server.sim
+    realms = sim.generate(seed=34, companies=3, customers=5, invoices=5)
+    for realm in realms:
+        connect(sim, realm)
+    requested = []
+
+    def record(source_id, **kwargs):
+        requested.append(source_id)
+        return None, True
+
+    now = utcnow()
+    assert schedule_due_companies(now, request=record) == []  # new companies get a spread first slot
+    slots = dict(db.session.execute(select(Company.source_id, Company.next_sync_at)).all())
+    assert all(now <= slot < now + __import__("datetime").timedelta(minutes=5) for slot in slots.values())
+    later = now + __import__("datetime").timedelta(minutes=6)
+    assert sorted(schedule_due_companies(later, request=record)) == sorted(realms)
+    # A second scheduler at the same instant finds nothing left to claim.
+    assert schedule_due_companies(later, request=record) == []
+    assert sorted(requested) == sorted(realms)
+
+
+# -- several processes -----------------------------------------------------------------------
+def _worker_env(server, **extra):
+    env = {**os.environ, **{k: str(v) for k, v in FAST_KNOBS.items()}, **server.urls(), **extra}
+    env["QBO_HTTP_RETRY_DELAY"] = "0.05"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start_worker(env, log_path):
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-w", "4", "--no-periodic"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc, sig=signal.SIGINT):
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.services
+def test_two_consumer_processes_keep_order_limits_and_uniqueness(qbo_app, sandbox_server, tmp_path):
+    sim = sandbox_server.sim
+    realms = sim.generate(seed=35, companies=10, customers=300, invoices=700, tie_size=150)
+    for realm in realms:
+        connect(sim, realm)
+    env = _worker_env(sandbox_server, SYNC_PAGE_SIZE="100")  # many pages: the limits matter
+    workers = [_start_worker(env, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        runs = [sync_jobs.request_initial_sync(realm).id for realm in realms]
+        wait_for(lambda: all(_run(r).status == RunStatus.SUCCEEDED for r in runs), 150, "10 backfills", poll=1)
+    finally:
+        for proc in workers:
+            _stop(proc)
+    for realm in realms:
+        assert_equal_to_source(sim, realm)
+        # Customers were complete before the first invoice of that company was written.
+        last_customer = db.session.execute(select(func.max(Customer.created_at))
+                                           .where(Customer.company_source_id == realm)).scalar_one()
+        first_invoice = db.session.execute(select(func.min(Invoice.created_at))
+                                           .where(Invoice.company_source_id == realm)).scalar_one()
+        assert last_customer <= first_invoice
+        stats = sim.stats(realm)
+        assert stats["throttled"] == 0, stats
+        assert stats["max_in_any_1s_window"] <= 10 and stats["max_in_any_60s_window"] <= 500
+        assert stats["peak_concurrency"] <= 10
+    for model in (Customer, Invoice):
+        total = db.session.execute(select(func.count()).select_from(model)).scalar_one()
+        distinct = db.session.execute(select(func.count()).select_from(
+            select(model.company_source_id, model.source_id).distinct().subquery())).scalar_one()
+        assert total == distinct == len(realms) * (300 if model is Customer else 700)
+
+
+@pytest.mark.services
+def test_sigkilled_consumer_run_is_reaped_and_finished(qbo_app, sandbox_server, tmp_path):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=36, customers=400, invoices=3000, tie_size=120)
+    connect(sim, realm)
+    sim.set_latency(0.15)
+    env = _worker_env(sandbox_server, SYNC_PAGE_SIZE="200", SYNC_PAGE_CONCURRENCY="2", SYNC_LEASE_SECONDS="3")
+    first = _start_worker(env, tmp_path / "first.log")
+    try:
+        run = sync_jobs.request_initial_sync(realm)
+        wait_for(lambda: _run(run.id).status == RunStatus.RUNNING and db.session.execute(
+            select(SyncState.records_synced).where(SyncState.object_type == "invoice")).scalar() or 0,
+            60, "the invoice backfill to start")
+    finally:
+        _stop(first, signal.SIGKILL)
+    killed = _run(run.id)
+    assert killed.status == RunStatus.RUNNING  # Huey lost the task; only the row remembers it
+    synced_at_kill = db.session.execute(select(SyncState.records_synced)
+                                        .where(SyncState.object_type == "invoice")).scalar_one()
+    assert 0 < synced_at_kill < 3000
+    time.sleep(3.5)  # the lease (3 s) runs out
+    sim.set_latency(0)
+    second = _start_worker(env, tmp_path / "second.log")
+    try:
+        assert reap_expired_runs() == [run.id]
+        wait_for(lambda: _run(run.id).status == RunStatus.SUCCEEDED, 90, "the resumed run")
+    finally:
+        _stop(second)
+    assert _run(run.id).attempts == 2
+    assert_equal_to_source(sim, realm)
+    state = db.session.execute(select(SyncState).where(SyncState.object_type == "invoice")).scalar_one()
+    assert state.records_synced == 3000  # resumed from its cursor: nothing counted twice
