@@ -18,7 +18,6 @@ from dashboard.services import connections, tokens
 from dashboard.services.sync_jobs import request_sync
 from dashboard.sync.specs import SPECS
 from dashboard.vault import TokenVault
-from tests.conftest import BACKEND
 from tests.oauth.conftest import connect
 
 
