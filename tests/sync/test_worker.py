@@ -145,9 +145,10 @@ def _worker_env(server, **extra):
 
 
 def _start_worker(env, log_path):
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-w", "4", "--no-periodic"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "-w", "4",
+                                 "--no-periodic"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(proc, sig=signal.SIGINT):
