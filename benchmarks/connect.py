@@ -23,12 +23,21 @@ PASSWORD = "bench-password-0123456789"
 
 
 def run(env: dict[str, str], sim_url: str, realms: list[str], *, timeout: float = 900) -> dict:
-    """Connect every realm; return the child's summary (connected count, seconds)."""
-    proc = subprocess.run([PYTHON, "-m", "benchmarks.connect", sim_url], input=json.dumps(realms), cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"connecting companies failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Connect every realm (two children at once for long lists); return connected count and seconds."""
+    import time
+
+    chunks = [realms[i::2] for i in range(2)] if len(realms) > 50 else [realms]
+    started = time.perf_counter()
+    procs = [subprocess.Popen([PYTHON, "-m", "benchmarks.connect", sim_url, f"bench-operator-{i}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                              env=env, text=True) for i in range(len(chunks))]
+    connected = 0
+    for proc, chunk in zip(procs, chunks):
+        out, err = proc.communicate(json.dumps(chunk), timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"connecting companies failed ({proc.returncode}): {err[-3000:]}")
+        connected += json.loads(out.strip().splitlines()[-1])["connected"]
+    return {"connected": connected, "seconds": time.perf_counter() - started}
 
 
 def _csrf(html: str) -> str:
@@ -55,20 +64,23 @@ def _connect_one(client, admin: requests.Session, sim_url: str, realm: str) -> N
         raise RuntimeError(f"callback for {realm} answered {done.status_code}: {done.get_data(as_text=True)[:300]}")
 
 
-def main(sim_url: str) -> None:
-    """Read realm ids (JSON list) from stdin and connect each one."""
+def main(sim_url: str, username: str) -> None:
+    """Read realm ids (JSON list) from stdin and connect each one as operator `username`."""
     import time
 
     from dashboard import create_app
-    from dashboard.services.operators import create_operator
+    from dashboard.services.operators import OperatorError, create_operator
 
     realms = json.loads(sys.stdin.read())
     app = create_app(environ=dict(os.environ))
     with app.app_context():
-        create_operator("bench-operator", PASSWORD)
+        try:
+            create_operator(username, PASSWORD)
+        except OperatorError:  # connecting again (a reconnect): the operator exists already
+            pass
     client = app.test_client()
     page = client.get("/sign-in", base_url=BASE_URL).get_data(as_text=True)
-    signed = client.post("/sign-in", data={"username": "bench-operator", "password": PASSWORD,
+    signed = client.post("/sign-in", data={"username": username, "password": PASSWORD,
                                            "csrf_token": _csrf(page)}, base_url=BASE_URL,
                          # Over https Flask-WTF also checks that the form came from this site.
                          headers={"Referer": f"{BASE_URL}/sign-in"})
@@ -82,4 +94,4 @@ def main(sim_url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "bench-operator")

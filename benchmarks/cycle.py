@@ -1,8 +1,9 @@
-"""Queue one incremental cycle for every connected company, as the 5-minute scheduler does.
+"""Queue one incremental cycle for every connected company with the real scheduler.
 
 Run as a child process with the app's environment; prints the number of runs queued and
-the seconds it took. The queueing goes through the service the scheduler itself uses
-(``request_sync``), so the work the consumers then do is exactly a scheduled cycle.
+the seconds it took. It makes every company due now (``next_sync_at``), then calls the
+scheduler's own ``schedule_due_companies``: what the periodic task does each minute, without
+waiting for the minute to turn.
 """
 from __future__ import annotations
 
@@ -25,22 +26,25 @@ def run(env: dict[str, str], timeout: float = 600) -> dict:
 
 
 def main() -> None:
-    from sqlalchemy import select
+    from datetime import timedelta
+
+    from sqlalchemy import update
 
     from dashboard import create_app
     from dashboard.extensions import db
-    from dashboard.models import Company, ConnectionState, RunKind
-    from dashboard.services.sync_jobs import request_sync
+    from dashboard.models import Company, ConnectionState, utcnow
+    from dashboard.services.sync_runner import schedule_due_companies
 
     app = create_app(environ=dict(os.environ))
     with app.app_context():
-        realms = db.session.scalars(select(Company.source_id).where(
-            Company.connection_state == ConnectionState.CONNECTED).order_by(Company.id)).all()
+        now = utcnow()
+        due = db.session.execute(update(Company).where(Company.connection_state == ConnectionState.CONNECTED)
+                                 .values(next_sync_at=now - timedelta(seconds=1))).rowcount
+        db.session.commit()
         started = time.perf_counter()
-        created = sum(1 for realm in realms
-                      if request_sync(realm, kind=RunKind.INCREMENTAL, trigger="schedule")[1])
+        queued = schedule_due_companies()
         seconds = time.perf_counter() - started
-    print(json.dumps({"companies": len(realms), "queued": created, "seconds": seconds}))
+    print(json.dumps({"companies": due, "queued": len(queued), "seconds": seconds}))
 
 
 if __name__ == "__main__":

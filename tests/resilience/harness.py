@@ -36,9 +36,8 @@ class Stack:
         self.namespace = f"qbosync-resilience-{uuid.uuid4().hex[:8]}"
         self.instance = Path(tempfile.mkdtemp(prefix="qbosync-resilience-"))
         env = {
-            # Short leases and a fast reaper: a killed run is picked up in seconds, not minutes.
-            "SYNC_LEASE_SECONDS": "6", "SYNC_REAPER_SECONDS": "2", "SYNC_RETRY_DELAY": "0.5",
-            "SYNC_RETRIES": "5",
+            # Short leases (and the reaper loop below): a killed run resumes in seconds, not minutes.
+            "SYNC_LEASE_SECONDS": "4", "SYNC_RETRY_DELAY": "0.5", "SYNC_RETRIES": "5",
         }
         env.update(extra_env or {})
         self.env = app_env(self.db_url, sim_url, redis_url=redis_url, namespace=self.namespace,
@@ -47,6 +46,8 @@ class Stack:
         proc = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
                               env=self.env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        self.reaper = subprocess.Popen([sys.executable, "-m", "tests.resilience.reaper"], cwd=ROOT, env=self.env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # ---- database ---------------------------------------------------------------------------
     def query(self, sql: str, params: tuple = (), retries: int = 50) -> list[tuple]:
@@ -97,7 +98,7 @@ class Stack:
         """Connect companies through the OAuth routes (the callback queues the backfill)."""
         connect.run(self.env, sim_url, realms)
 
-    def start_worker(self, threads: int = 2, periodic: bool = True) -> Worker:
+    def start_worker(self, threads: int = 2, periodic: bool = False) -> Worker:
         worker = start_worker(self, threads=threads, periodic=periodic)
         self.workers.append(worker)
         return worker
@@ -115,6 +116,8 @@ class Stack:
 
     def close(self) -> None:
         self.stop_all()
+        self.reaper.kill()
+        self.reaper.wait(timeout=10)
         try:
             conn = psycopg2.connect(self.pg.url)
             conn.autocommit = True
