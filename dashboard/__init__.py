@@ -58,6 +58,7 @@ def configure(app: Flask, settings: Settings, overrides: Mapping[str, Any]) -> N
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    app.config.update(settings.tuning)
     app.config.update(overrides)
     if settings.proxy_fix_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

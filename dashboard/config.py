@@ -40,6 +40,26 @@ SIMULATOR = {
 }
 
 
+# Tuning knobs (rarely changed; tests shorten waits): name -> (default, type, minimum).
+TUNING: dict[str, tuple[float, type, float]] = {
+    "SYNC_RETRIES": (3, int, 0),                # Huey task retries after a failed sync...
+    "SYNC_RETRY_DELAY": (1.0, float, 0),        # ...first wait in seconds...
+    "SYNC_RETRY_BACKOFF": (2.0, float, 1),      # ...multiplied by this each time (1 s, 2 s, 4 s)
+    "SYNC_LEASE_SECONDS": (60.0, float, 1),     # a run whose lease lapses is re-queued by the reaper
+    "SYNC_PAGE_SIZE": (1000, int, 1),           # records per page (Intuit's maximum is 1,000)
+    "SYNC_PAGE_CONCURRENCY": (4, int, 1),       # backfill pages fetched at once per object type
+    "SYNC_OVERLAP_SECONDS": (300.0, float, 0),  # incremental windows overlap by this (clock skew)
+    "QBO_CDC_MAX_OBJECTS": (1000, int, 1),      # CDC's cap; a full answer falls back to queries
+    "QBO_HTTP_RETRIES": (4, int, 0),            # retries of one request after 429/5xx
+    "QBO_HTTP_RETRY_DELAY": (0.5, float, 0),
+    "QBO_HTTP_MAX_WAIT": (30.0, float, 0),      # cap on one wait, even when Retry-After says more
+    "QBO_HTTP_TIMEOUT": (60.0, float, 1),       # read timeout of one request
+    "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers
+    "QBO_LIMIT_PER_SECOND": (10, int, 1),
+    "QBO_LIMIT_CONCURRENT": (10, int, 1),
+}
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -64,6 +84,7 @@ class Settings:
     huey_sqlite_path: str
     uses_simulator: bool
     proxy_fix_hops: int
+    tuning: Mapping[str, float] = field(default_factory=dict)
     secret_key_generated: bool = False
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
@@ -100,6 +121,20 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, cast: type, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        kind = "a whole number" if cast is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {raw}")
     return value
 
 
@@ -214,5 +249,6 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
         uses_simulator=uses_simulator,
         proxy_fix_hops=_int(env, "PROXY_FIX_HOPS", 0),
+        tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
     )

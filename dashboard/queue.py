@@ -37,7 +37,8 @@ def _settings_from_env():
     return load_config(env, INSTANCE_PATH)
 
 
-huey = build_huey(_settings_from_env(), os.environ.get("HUEY_NAME", "qbosync"))
+settings = _settings_from_env()
+huey = build_huey(settings, os.environ.get("HUEY_NAME", "qbosync"))
 
 _app = None
 

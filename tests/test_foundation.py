@@ -245,3 +245,13 @@ def test_models_and_migrations_agree(app):
         context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
         diff = compare_metadata(context, db.metadata)
     assert diff == [], diff
+
+
+def test_tuning_knobs_are_validated_at_start_up(tmp_path):
+    settings = load_config({"SYNC_PAGE_CONCURRENCY": "2", "QBO_HTTP_TIMEOUT": "7.5"}, tmp_path)
+    assert settings.tuning["SYNC_PAGE_CONCURRENCY"] == 2 and settings.tuning["QBO_HTTP_TIMEOUT"] == 7.5
+    assert settings.tuning["SYNC_RETRIES"] == 3 and settings.tuning["SYNC_RETRY_DELAY"] == 1.0
+    with pytest.raises(ConfigError, match="SYNC_PAGE_CONCURRENCY must be a whole number, got 'many'"):
+        load_config({"SYNC_PAGE_CONCURRENCY": "many"}, tmp_path)
+    with pytest.raises(ConfigError, match="SYNC_PAGE_SIZE must be at least 1"):
+        load_config({"SYNC_PAGE_SIZE": "0"}, tmp_path)

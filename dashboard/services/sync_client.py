@@ -1,7 +1,6 @@
 """Build the QBO client for a company: configured URL, shared rate limiter, vault tokens."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -20,11 +19,8 @@ _limiter_guard = threading.Lock()
 
 
 def option(name: str, default: Any, cast=float) -> Any:
-    """Read a tuning knob from the app config, then the environment (tests shorten waits)."""
+    """Read a tuning knob (validated in ``config.TUNING``; tests override it in app config)."""
     value = current_app.config.get(name)
-    if value is None:
-        raw = os.environ.get(name, "").strip()
-        value = raw or None
     return default if value is None else cast(value)
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from huey import crontab
 
@@ -11,15 +10,11 @@ from .. import queue
 log = logging.getLogger(__name__)
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
-
-
-# Retry policy on the decorator (Huey 3: waits of 1 s, 2 s, 4 s by default).
-RETRIES = int(_env_number("SYNC_RETRIES", 3))
-RETRY_DELAY = _env_number("SYNC_RETRY_DELAY", 1)
-RETRY_BACKOFF = _env_number("SYNC_RETRY_BACKOFF", 2)
+# Retry policy on the decorator (Huey 3: waits of 1 s, 2 s, 4 s by default), read from
+# the same validated settings the app uses, since Huey binds it at declaration.
+RETRIES = int(queue.settings.tuning["SYNC_RETRIES"])
+RETRY_DELAY = queue.settings.tuning["SYNC_RETRY_DELAY"]
+RETRY_BACKOFF = queue.settings.tuning["SYNC_RETRY_BACKOFF"]
 
 
 @queue.task(retries=RETRIES, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF, context=True)
