@@ -57,8 +57,7 @@ def worker(workers: int, no_periodic: bool) -> None:
     queue.set_app(current_app._get_current_object())
     config = ConsumerConfig(workers=workers, worker_type="thread", periodic=not no_periodic,
                             check_worker_health=True, scheduler_interval=1)
-    config.validate()
-    config.setup_logger()
+    config.validate()  # logging is already configured by the app (one line per record)
     consumer = queue.huey.create_consumer(**config.values)
     click.echo(f"Worker started: {workers} threads, backend {type(queue.huey).__name__}, "
                f"scheduler {'off' if no_periodic else 'on'}.")
