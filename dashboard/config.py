@@ -111,19 +111,6 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...], default: s
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def _number(env: Mapping[str, str], name: str, default: float, cast: type, minimum: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -245,10 +232,10 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         qbo_revoke_url=_url(env, "QBO_REVOKE_URL", http, hosts["revoke"]),
         qbo_api_base_url=_url(env, "QBO_API_BASE_URL", http, hosts["api"]).rstrip("/"),
         qbo_webhook_verifier_token=verifier,
-        sync_interval_minutes=_int(env, "SYNC_INTERVAL_MINUTES", 5, minimum=1),
+        sync_interval_minutes=_number(env, "SYNC_INTERVAL_MINUTES", 5, int, 1),
         huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
         uses_simulator=uses_simulator,
-        proxy_fix_hops=_int(env, "PROXY_FIX_HOPS", 0),
+        proxy_fix_hops=_number(env, "PROXY_FIX_HOPS", 0, int, 0),
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
     )
