@@ -213,13 +213,8 @@ class CompanySync:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
             sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, utcnow())
         state.is_initial_backfill_completed = True
-        state.last_successful_sync_time = state.initial_attempt_time
-        state.status = SyncStatus.SUCCEEDED
-        state.error_message = None
-        state.error_kind = None
-        state.attempts = 0
-        self._beat()
-        db.session.commit()
+        # Changes made while the backfill ran are newer than this: the next cycle gets them.
+        self._succeed(spec, state.initial_attempt_time)
 
     # -- incremental -----------------------------------------------------------------
     def _cdc_result(self, specs: Sequence[EntitySpec]) -> CdcResult:
