@@ -63,6 +63,14 @@ class Worker:
     ready_at: float = 0.0
     output: list[str] = field(default_factory=list)
     rusage: Any = None
+    reader: threading.Thread | None = None
+
+    def _close_pipe(self) -> None:
+        # The reader thread ends at EOF once the process is gone; then the pipe can close.
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def stop(self, timeout: float = 30) -> None:
         """Stop gracefully (SIGINT lets the consumer finish its tasks), then reap it for its rusage."""
@@ -74,11 +82,13 @@ class Worker:
             if pid:
                 self.rusage = usage
                 self.process.returncode = 0
+                self._close_pipe()
                 return
             time.sleep(0.1)
         self.process.kill()
         _pid, _status, self.rusage = os.wait4(self.process.pid, 0)
         self.process.returncode = -9
+        self._close_pipe()
 
     @property
     def peak_rss_mb(self) -> float:
@@ -104,7 +114,8 @@ def start_worker(stack: Stack, threads: int = 4, periodic: bool = False, timeout
                 worker.ready_at = time.perf_counter()
                 ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    worker.reader = threading.Thread(target=pump, daemon=True)
+    worker.reader.start()
     if not ready.wait(timeout):
         worker.stop(5)
         raise RuntimeError("worker did not start:\n" + "".join(worker.output[-40:]))

@@ -107,6 +107,7 @@ class Stack:
         """SIGKILL a worker: no cleanup, no goodbye, whatever it held stays held."""
         worker.process.send_signal(signal.SIGKILL)
         worker.process.wait(timeout=10)
+        worker._close_pipe()
         self.workers.remove(worker)
 
     def stop_all(self) -> None:
@@ -177,6 +178,13 @@ class QueryRecorder:
         statement = ""
         if environ.get("PATH_INFO", "").endswith("/query"):
             statement = parse_qs(environ.get("QUERY_STRING", "")).get("query", [""])[0]
+            if environ.get("REQUEST_METHOD") == "POST":
+                # Intuit also takes the statement as the POST body; read it and hand it on.
+                import io
+
+                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                environ["wsgi.input"] = io.BytesIO(body)
+                statement = body.decode("utf-8", "replace")
         status_box: list[str] = []
 
         def recording_start_response(status, headers, exc_info=None):
