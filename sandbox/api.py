@@ -249,6 +249,43 @@ def _fmt(epoch: int, tz: int) -> str:
     return format_seconds(epoch, tz)
 
 
+# ---- CompanyInfo ----------------------------------------------------------------------
+def company_info(company: "Company") -> dict[str, Any]:
+    """Build Intuit's CompanyInfo entity (Id "1") for a simulated company.
+
+    Only the fields a client plausibly reads are filled; the rest of Intuit's entity
+    (addresses, NameValue preferences, ...) is left out. The company "started" when its
+    oldest record was created, so MetaData is deterministic under the seed.
+    """
+    oldest = [t.index("createtime", False, False)[:1] for t in company.tables.values()]
+    created = min((lst[0][0] for lst in oldest if lst), default=0)
+    stamp = _fmt(created, company.offset_minutes)
+    return {
+        "CompanyName": company.name, "LegalName": company.name, "Country": company.country,
+        "SupportedLanguages": "en", "FiscalYearStartMonth": "January",
+        "CompanyStartDate": stamp[:10], "Email": {"Address": "noreply@quickbooks.example"},
+        "domain": "QBO", "sparse": False, "Id": "1", "SyncToken": "0",
+        "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp},
+    }
+
+
+@bp.route("/v3/company/<realm>/companyinfo/<info_id>", methods=["GET"])
+def read_company_info(realm: str, info_id: str) -> Response:
+    """Intuit's CompanyInfo read; the path repeats the realm id (more specific than read_one)."""
+
+    def handle(company: "Company") -> Response:
+        sim = _sim()
+        if info_id != company.realm_id:
+            # Intuit does not document this case; an Object Not Found fault is our assumption.
+            raise ObjectNotFound("CompanyInfo", info_id)
+        with sim.lock:
+            body = company_info(company)
+        return R.json_response({"CompanyInfo": body, "time": _time(sim, company)})
+
+    # Same gate as every read: limits, latency, faults, bearer auth, 403 for another realm.
+    return _gate(realm, "read", handle)
+
+
 # ---- single entities ---------------------------------------------------------------
 _ENTITY_PATHS = {"customer": "Customer", "invoice": "Invoice"}
 

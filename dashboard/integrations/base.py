@@ -83,3 +83,12 @@ class OAuthIntegration(ABC):
     @abstractmethod
     def api_session(self, access_token: str) -> requests.Session:
         """Return an HTTP session that sends ``access_token`` to the provider's API."""
+
+    def account_name(self, account_id: str, access_token: str) -> str | None:
+        """Check that a just-issued ``access_token`` opens ``account_id`` and return the
+        account's display name (None when it cannot be read now).
+
+        Raise AccountMismatch when the provider refuses the token for that account. The
+        default trusts the callback and knows no name: providers override it.
+        """
+        return None

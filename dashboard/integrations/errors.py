@@ -27,6 +27,11 @@ class ProviderRejected(IntegrationError):
     (``invalid_client``, a malformed answer): an operator must look at the configuration."""
 
 
+class AccountMismatch(IntegrationError):
+    """The new token does not open the account the callback names: the account id
+    (QBO: ``realmId``) was tampered with or mixed up. Nothing may be stored."""
+
+
 class ReconnectRequired(Exception):
     """The grant is dead (invalid_grant / revoked / disconnected): a person must connect
     the company again. Syncs stop instead of retrying. The message is for people."""

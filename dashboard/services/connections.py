@@ -35,10 +35,12 @@ class Connected:
     was_state: ConnectionState | None  # the state before (None when created)
 
 
-def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | None = None) -> Connected:
+def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | None = None,
+               name: str | None = None) -> Connected:
     """Upsert the company by realm with fresh tokens and mark it connected.
 
     A reconnect replaces the tokens and clears "reconnect required"; its data stays.
+    ``name`` (the provider's company name) replaces the stored one; None keeps it.
     """
     now = now or utcnow()
     for attempt in (1, 2):
@@ -63,6 +65,8 @@ def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | N
             company.connection_error = None
             company.connected_at = now
             company.disconnected_at = None
+            if name:
+                company.name = name
             name = company.name
             session.commit()
         token_cache().forget(realm)

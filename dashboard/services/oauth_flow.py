@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 
 from ..extensions import db
 from ..integrations import get_integration
-from ..integrations.errors import InvalidGrant, ProviderRejected, ProviderUnavailable
+from ..integrations.errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
 from ..models import Company, OAuthState, utcnow
 from .connections import Connected, save_grant
 
@@ -142,9 +142,27 @@ def complete(integration_name: str, args: Mapping[str, str], session_binding: st
         raise CallbackRejected("provider_rejected", "Connection failed",
                                "QuickBooks refused to finish the connection (check QBO_CLIENT_ID, "
                                "QBO_CLIENT_SECRET and QBO_REDIRECT_URI).", 502) from None
-    connected = save_grant(integration.name, realm, tokens, now)
+    try:
+        # realmId is only a query parameter: before storing anything, ask Intuit whether the
+        # new token opens that company (a tampered realmId gets 401/403).
+        name = integration.account_name(realm, tokens.access_token)
+    except AccountMismatch as exc:
+        log.warning("Callback realm does not match its token: %s", exc)
+        _revoke_quietly(integration, tokens)
+        raise CallbackRejected("realm_mismatch", "Connection failed",
+                               "The company id in the answer from Intuit does not match its token, so "
+                               f"nothing was connected. {_START_AGAIN}") from None
+    connected = save_grant(integration.name, realm, tokens, now, name=name)
     queued, message = _queue_first_sync(realm)
     return CallbackOutcome(connected, reconnect_of, queued, message)
+
+
+def _revoke_quietly(integration, tokens) -> None:
+    """Revoke a grant we will not store, so no live token is left behind; best effort."""
+    try:
+        integration.revoke(tokens.refresh_token)
+    except Exception as exc:  # noqa: BLE001 - the callback is rejected either way
+        log.warning("Could not revoke the rejected grant (%s)", type(exc).__name__)
 
 
 def _claim(state_hash: str, now) -> None:

@@ -17,13 +17,14 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from .. import register
 from ..base import OAuthClientConfig, OAuthIntegration, TokenSet
-from ..errors import InvalidGrant, ProviderRejected, ProviderUnavailable
+from ..errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
 SCOPE = "com.intuit.quickbooks.accounting"
 # Intuit's realm ids are decimal numbers (16 digits and up in practice).
 REALM_ID = re.compile(r"[0-9]{1,32}")
+MINOR_VERSION = "75"  # the one dashboard.qbo.client sends
 
 T = TypeVar("T")
 
@@ -97,6 +98,37 @@ class QuickBooksIntegration(OAuthIntegration):
         session = requests.Session()
         session.headers.update({"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
         return session
+
+    def account_name(self, account_id: str, access_token: str) -> str | None:
+        """Read the realm's CompanyInfo with the new token: the callback's ``realmId`` is a
+        query parameter anyone can edit, and only Intuit knows which company the token opens.
+
+        401/403 → AccountMismatch. A network error, 429/5xx or odd body returns None (with a
+        warning): a passing Intuit hiccup must not block connecting, the name is a nicety.
+        One plain GET, no retries or refresh: QboClient's 401 handling would hide a mismatch.
+        """
+        url = f"{self.config.api_base_url.rstrip('/')}/v3/company/{account_id}/companyinfo/{account_id}"
+        try:
+            with self.api_session(access_token) as session:
+                response = session.get(url, params={"minorversion": MINOR_VERSION},
+                                       timeout=self.config.http_timeout)
+        except requests.RequestException as exc:
+            log.warning("CompanyInfo of realm %s could not be read (%s); connecting without a name",
+                        account_id, type(exc).__name__)
+            return None
+        tid = response.headers.get("intuit_tid")
+        if response.status_code in (401, 403):
+            raise AccountMismatch(f"Intuit refused CompanyInfo of realm {account_id} to the token issued "
+                                  f"for it (HTTP {response.status_code}, intuit_tid={tid}).")
+        try:
+            name = response.json()["CompanyInfo"]["CompanyName"] if response.status_code == 200 else None
+        except (ValueError, KeyError, TypeError):
+            name = None
+        if not isinstance(name, str) or not name.strip():
+            log.warning("CompanyInfo of realm %s gave no company name (HTTP %s, intuit_tid=%s); "
+                        "connecting without a name", account_id, response.status_code, tid)
+            return None
+        return name.strip()[:255]  # company.name is VARCHAR(255)
 
 
 def _call(what: str, send: Callable[[], T]) -> T:
