@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
+import orjson
 import requests
 
 from ..sync.errors import IntuitServerError, SyncError, TokenRejected
@@ -94,11 +95,11 @@ class QboClient:
                 return IntuitServerError(f"Intuit did not answer within {self.timeout[1]:.0f} s"), None
             except requests.ConnectionError as exc:
                 return IntuitServerError(f"Could not reach Intuit at {self.base_url}: {type(exc).__name__}"), None
-        error = classify(response.status_code, response.text, response.headers)
-        if error is not None:
-            return error, None
+        if not 200 <= response.status_code < 300:  # a page's text is only decoded when it is a fault
+            return classify(response.status_code, response.text, response.headers), None
         try:
-            body = response.json()
+            # orjson: a 1,000-record page parses several times faster than with json (and holds the GIL less).
+            body = orjson.loads(response.content)
         except (ValueError, json.JSONDecodeError):
             return IntuitServerError(
                 f"Intuit sent an unreadable answer (HTTP {response.status_code}, "

@@ -208,7 +208,10 @@ class CompanySync:
             db.session.commit()
             self._report(spec, state.records_synced, state.records_total)
 
-        self._scan(spec, CREATED, cursor, commit)
+        remaining = None
+        if state.records_total is not None:
+            remaining = max(0, state.records_total - (state.records_synced or 0))
+        self._scan(spec, CREATED, cursor, commit, remaining)
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
             sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, utcnow())
@@ -237,8 +240,7 @@ class CompanySync:
     def _apply_cdc(self, spec: EntitySpec, result: CdcResult) -> None:
         changes = result.changes[spec.entity]
         rows = [spec.to_row(obj) for obj in changes.live]
-        written = sync_store.upsert_rows(spec, self.company, rows)
-        sync_store.link_rows(self.company, spec)
+        written = sync_store.write_rows(spec, self.company, rows)
         if changes.deleted:
             sync_store.mark_deleted(spec, self.company, changes.deleted)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
@@ -272,8 +274,7 @@ class CompanySync:
 
     # -- pages -----------------------------------------------------------------------
     def _write_page(self, spec: EntitySpec, rows: list[Row]) -> None:
-        sync_store.upsert_rows(spec, self.company, rows)
-        sync_store.link_rows(self.company, spec)
+        sync_store.write_rows(spec, self.company, rows)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + len(rows)
 
     def _report(self, spec: EntitySpec, done: int, total: int | None) -> None:
@@ -281,13 +282,15 @@ class CompanySync:
             self.progress(spec.name, done, total)
 
     def _scan(self, spec: EntitySpec, field_name: str, cursor: ScanCursor,
-              commit: Callable[[list[Row], ScanCursor], None]) -> datetime | None:
+              commit: Callable[[list[Row], ScanCursor], None], remaining: int | None = None) -> datetime | None:
         """Read every record with ``field >= cursor`` in order, committing page by page.
 
         Up to ``concurrency`` pages are in flight, each starting where the previous one
         ends (one record of overlap). A page that does not join up means a record before
         it vanished: the pages ahead are dropped and reading resumes from the committed
-        cursor. Return Intuit's time of the first answer (the start of this read).
+        cursor. ``remaining`` (the records a backfill's count says are left) only stops
+        fetching ahead past the end: pages beyond it are read once the one before is full.
+        Return Intuit's time of the first answer (the start of this read).
         """
         size = self.options.page_size
         key_of = "source_created_at" if field_name == CREATED else "source_updated_at"
@@ -301,13 +304,21 @@ class CompanySync:
                 pending: dict[int, Future] = {}
                 next_k = 0
 
-                def submit(k: int) -> None:
-                    statement = scan_query(spec, field_name, base.time, base.start(k, size), size)
-                    pending[k] = pool.submit(self.client.query, statement)
+                # Records page 0 onwards should hold (page 0 re-reads the anchor when anchored).
+                ahead = None if remaining is None else remaining + (1 if base.anchored else 0)
 
-                for _ in range(width):
-                    submit(next_k)
-                    next_k += 1
+                def fill(needed: int) -> None:
+                    """Keep ``width`` pages in flight; past the expected end only the page needed next."""
+                    nonlocal next_k
+                    while len(pending) < width:
+                        # Page j is read only if page j-1 is full: ahead of need when the count says so.
+                        if next_k > needed and ahead is not None and (next_k - 1) * (size - 1) + size > ahead:
+                            return
+                        statement = scan_query(spec, field_name, base.time, base.start(next_k, size), size)
+                        pending[next_k] = pool.submit(self.client.query, statement)
+                        next_k += 1
+
+                fill(0)
                 expected = base.anchor if base.anchored else None
                 k = 0
                 outcome = "more"
@@ -330,8 +341,9 @@ class CompanySync:
                         break
                     expected = ids[-1]
                     k += 1
-                    submit(next_k)
-                    next_k += 1
+                    if remaining is not None:
+                        remaining = max(0, remaining - len(rows))
+                    fill(k)
                 for future in pending.values():
                     future.cancel()
                 if outcome == "done":

@@ -5,9 +5,10 @@ returns) and a migration; the engine needs nothing else.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from .errors import BadData
 from .timestamps import parse_qbo_time
