@@ -1,0 +1,105 @@
+"""A change in QuickBooks reaches our database within seconds through a webhook, with no poll.
+
+Real parts throughout: the simulator posts a signed notification over HTTP to our app
+served on a loopback port; a real Huey consumer (scheduler off, so nothing polls) drains
+the inbox and runs the incremental sync against the simulator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Iterator
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from dashboard.extensions import db
+from dashboard.models import Invoice, SyncRun, SyncState
+from sandbox.testing import SandboxServer
+from tests.conftest import ENV
+from tests.sync.conftest import FAST_KNOBS, assert_equal_to_source, connect
+
+VERIFIER = ENV["QBO_WEBHOOK_VERIFIER_TOKEN"]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(companies=1, customers=20, invoices=30, seed=21, webhook_batch_delay=0.05) as server:
+        yield server
+
+
+@pytest.fixture
+def live_app(app, sandbox) -> Iterator[str]:
+    """Our app, pointed at the simulator and served where the simulator can post to it."""
+    saved_settings, saved = app.config["SETTINGS"], {k: app.config.get(k) for k in FAST_KNOBS}
+    url = sandbox.url
+    app.config["SETTINGS"] = dataclasses.replace(
+        saved_settings, qbo_api_base_url=url, qbo_token_url=f"{url}/oauth2/v1/tokens/bearer",
+        qbo_authorize_url=f"{url}/connect/oauth2", qbo_revoke_url=f"{url}/v2/oauth2/tokens/revoke")
+    app.config.update(FAST_KNOBS)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with app.app_context():
+            yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.config["SETTINGS"] = saved_settings
+        app.config.update(saved)
+
+
+@pytest.fixture
+def consumer(live_app):
+    from dashboard import queue
+    from dashboard import tasks  # noqa: F401  (declares the tasks)
+
+    worker = queue.huey.create_consumer(workers=2, worker_type="thread", periodic=False, scheduler_interval=1)
+    worker._set_signal_handlers = lambda: None  # pytest owns the process's signals
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop(graceful=True)
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()  # see other transactions' commits
+        db.session.expire_all()
+        if (result := condition()):
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.parametrize("fmt", ["cloudevents", "legacy"])
+def test_a_change_in_quickbooks_reaches_the_database_within_seconds(live_app, consumer, sandbox, fmt):
+    from dashboard.services.sync_jobs import request_initial_sync
+
+    sim = sandbox.sim
+    realm = sim.realms()[0]
+    connect(sim, realm)
+    request_initial_sync(realm)
+    _wait_for(lambda: len(db.session.scalars(select(SyncState).where(
+        SyncState.company_source_id == realm, SyncState.is_initial_backfill_completed.is_(True))).all()) == 2,
+        60, "the initial backfill")
+
+    sim.configure_webhooks(f"{live_app}/v1/webhooks/qbo", VERIFIER, True, fmt)
+    customer = sim.records(realm, "Customer")[0]
+    changed_at = time.monotonic()
+    created = sim.create_invoice(realm, customer["Id"])
+    new_id = str(created["Id"])
+
+    row = _wait_for(lambda: db.session.scalar(select(Invoice).where(
+        Invoice.company_source_id == realm, Invoice.source_id == new_id)), 15, "the new invoice")
+    latency = time.monotonic() - changed_at
+    assert row.customer_source_id == customer["Id"] and row.customer_id is not None
+    assert latency < 15
+    triggers = {run.trigger for run in db.session.scalars(select(SyncRun).where(SyncRun.company_source_id == realm))}
+    assert triggers == {"connect", "webhook"}  # nothing polled: the scheduler is off
+    assert_equal_to_source(sim, realm)
