@@ -96,25 +96,11 @@ def _tune_sqlite(engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import auth, health
+    from .views import auth, companies, health, oauth, webhooks
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(auth.bp)
-    for name in ("oauth", "webhooks", "companies"):
-        _register_optional(app, name)
-
-
-def _register_optional(app: Flask, name: str) -> None:
-    """Blueprints of later areas join here once their module exists."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"{__name__}.views.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.views.{name}":
-            raise
-        return
-    module.register(app) if hasattr(module, "register") else app.register_blueprint(module.bp)
+    for module in (health, auth, companies, webhooks):
+        app.register_blueprint(module.bp)
+    oauth.register(app)  # also loads the integrations registry
 
 
 def register_security(app: Flask) -> None:
