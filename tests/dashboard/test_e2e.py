@@ -42,7 +42,6 @@ def live_app(app, simulator):
 
     from dashboard import create_app, queue
 
-    _require_pieces()
     holder: dict = {}
     server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     server.daemon_threads = True
@@ -61,16 +60,6 @@ def live_app(app, simulator):
         server.shutdown()
         server.server_close()
         queue.set_app(app)
-
-
-def _require_pieces() -> None:
-    """Skip, naming what is missing, while the OAuth flow or the sync runner is not built yet."""
-    import importlib.util
-
-    missing = [name for name in ("dashboard.views.oauth", "dashboard.services.sync_runner")
-               if importlib.util.find_spec(name) is None]
-    if missing:
-        pytest.skip(f"end-to-end flow needs: {', '.join(missing)}")
 
 
 @pytest.fixture
