@@ -35,16 +35,16 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def _newest(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -> list[dict[str, Any]]:
-    """Return the page's values, one per source id: Intuit may send a record twice (overlaps)."""
+def _newest(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -> list[tuple[int, dict[str, Any]]]:
+    """Return the page's values with their row index, one per source id: Intuit may send a record twice."""
     now = utcnow()
-    newest: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, row in enumerate(rows):
         value = {**row, "company_source_id": company_source_id, "created_at": now, "updated_at": now}
         seen = newest.get(value["source_id"])
         if seen is None or (value["sync_token"], value["source_updated_at"]) >= (
-                seen["sync_token"], seen["source_updated_at"]):
-            newest[value["source_id"]] = value
+                seen[1]["sync_token"], seen[1]["source_updated_at"]):
+            newest[value["source_id"]] = (index, value)
     return list(newest.values())
 
 
@@ -70,17 +70,20 @@ def _on_conflict(stmt, table: Table, columns: Iterable[str], spec: EntitySpec, *
     )
 
 
-def upsert_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -> int:
+def upsert_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row],
+                lines: Sequence[str] | None = None) -> int:
     """Insert or update a page of rows; never go back to an older version.
 
-    On PostgreSQL the page's links are resolved by the same statement (see ``write_rows``).
+    ``lines`` are the rows already rendered by ``copy_lines`` (off the writing thread);
+    on PostgreSQL the page's links are resolved by the same statement (see ``write_rows``).
     """
     if not rows:
         return 0
-    values = _newest(spec, company_source_id, rows)
+    indexed = _newest(spec, company_source_id, rows)
     if _dialect() == "postgresql":
-        _copy_upsert(spec, values)
-        return len(values)
+        _copy_upsert(spec, company_source_id, indexed, lines)
+        return len(indexed)
+    values = [value for _, value in indexed]
     table = table_for(spec)
     stmt = _on_conflict(sqlite.insert(table), table, values[0], spec, linked=False)
     # RETURNING lets SQLAlchemy 2.1 batch the executemany (insertmanyvalues).
@@ -88,12 +91,23 @@ def upsert_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -
     return len(values)
 
 
-def write_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -> int:
+def write_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row],
+               lines: Sequence[str] | None = None) -> int:
     """Upsert a page and fill the links it makes possible (the caller commits both with its cursor)."""
-    written = upsert_rows(spec, company_source_id, rows)
+    written = upsert_rows(spec, company_source_id, rows, lines)
     # PostgreSQL's upsert linked the page's own references; late targets still need the UPDATE.
     link_rows(company_source_id, spec, sources=_dialect() != "postgresql")
     return written
+
+
+def uses_copy() -> bool:
+    """Whether pages are written with COPY (PostgreSQL): then ``copy_lines`` is worth calling."""
+    return _dialect() == "postgresql"
+
+
+def copy_lines(rows: Sequence[Row]) -> list[str]:
+    """Render each row's own columns in COPY text format (pure: safe in fetch threads)."""
+    return ["\t".join([_copy_text(v) for v in row.values()]) for row in rows]
 
 
 # -- PostgreSQL: COPY into a staging table, then one INSERT … SELECT … ON CONFLICT ------------
@@ -147,17 +161,21 @@ def _stage_name(table: Table) -> str:
     return f"qbosync_stage_{table.name}"
 
 
-def _copy_upsert(spec: EntitySpec, values: list[dict[str, Any]]) -> None:
+def _copy_upsert(spec: EntitySpec, company_source_id: str, indexed: list[tuple[int, dict[str, Any]]],
+                 lines: Sequence[str] | None) -> None:
     table = table_for(spec)
-    columns = list(values[0])
+    columns = list(indexed[0][1])
     stage = _stage_name(table)
     col_list = ", ".join(columns)
-    buf = io.StringIO()
-    write = buf.write
-    for value in values:
-        write("\t".join([_copy_text(value[c]) for c in columns]))
-        write("\n")
-    buf.seek(0)
+    if lines is None:
+        text = "".join(["\t".join([_copy_text(value[c]) for c in columns]) + "\n" for _, value in indexed])
+    else:
+        # A row's own columns come first (``_newest``: ``{**row, company, created_at, updated_at}``).
+        first = indexed[0][1]
+        tail = "\t" + "\t".join([_copy_text(first[c]) for c in ("company_source_id", "created_at", "updated_at")])
+        text = "".join([lines[i] + tail + "\n" for i, _ in indexed])
+    buf = io.BytesIO(text.encode())  # bytes: psycopg2 streams them as they are (no UCS-4 buffer)
+    del text
     # The session's own connection: the staged page is upserted in the caller's transaction.
     cursor = db.session.connection().connection.cursor()
     try:
