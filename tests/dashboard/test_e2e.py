@@ -65,16 +65,10 @@ def live_app(app, simulator):
 @pytest.fixture
 def consumer(live_app):
     """Run a real Huey consumer (2 worker threads) for the test."""
-    from dashboard import queue
-    from dashboard import tasks  # noqa: F401  (declares the tasks)
+    from tests.support.live import running_consumer
 
-    worker = queue.huey.create_consumer(workers=2, worker_type="thread", periodic=False, scheduler_interval=1)
-    worker._set_signal_handlers = lambda: None  # pytest owns the process's signals
-    worker.start()
-    try:
+    with running_consumer() as worker:
         yield worker
-    finally:
-        worker.stop(graceful=True)
 
 
 @pytest.fixture

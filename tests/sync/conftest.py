@@ -1,17 +1,13 @@
 """Fixtures for the sync tests: the Intuit simulator over HTTP and companies connected to it."""
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from sandbox.testing import SandboxServer
-
-# Short waits: retries inside a page fetch, leases. Production defaults are much longer.
-FAST_KNOBS = {"QBO_HTTP_RETRY_DELAY": 0.01, "QBO_HTTP_MAX_WAIT": 0.05, "QBO_HTTP_RETRIES": 3,
-              "SYNC_LEASE_SECONDS": 10, "SYNC_OVERLAP_SECONDS": 300}
+from tests.support.live import pointed_at_simulator
 
 
 @pytest.fixture
@@ -23,18 +19,8 @@ def sandbox_server():
 @pytest.fixture
 def qbo_app(app, sandbox_server):
     """The app pointed at the simulator, inside an app context."""
-    saved_settings, saved = app.config["SETTINGS"], {k: app.config.get(k) for k in FAST_KNOBS}
-    url = sandbox_server.url
-    app.config["SETTINGS"] = dataclasses.replace(
-        saved_settings, qbo_api_base_url=url, qbo_token_url=f"{url}/oauth2/v1/tokens/bearer",
-        qbo_authorize_url=f"{url}/connect/oauth2", qbo_revoke_url=f"{url}/v2/oauth2/tokens/revoke")
-    app.config.update(FAST_KNOBS)
-    try:
-        with app.app_context():
-            yield app
-    finally:
-        app.config["SETTINGS"] = saved_settings
-        app.config.update(saved)
+    with pointed_at_simulator(app, sandbox_server.url), app.app_context():
+        yield app
 
 
 def connect(sim, realm: str) -> None:

@@ -18,8 +18,9 @@ from dashboard.queue import huey
 from dashboard.services import sync_jobs
 from dashboard.services.sync_runner import reap_expired_runs
 from dashboard.tasks.sync import run_sync
+from tests.support.live import FAST_KNOBS
 
-from .conftest import FAST_KNOBS, assert_equal_to_source, connect, generate
+from .conftest import assert_equal_to_source, connect, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 

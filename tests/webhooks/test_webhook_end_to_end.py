@@ -6,7 +6,6 @@ the inbox and runs the incremental sync against the simulator.
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Iterator
@@ -19,7 +18,8 @@ from dashboard.extensions import db
 from dashboard.models import Invoice, SyncRun, SyncState
 from sandbox.testing import SandboxServer
 from tests.conftest import ENV
-from tests.sync.conftest import FAST_KNOBS, assert_equal_to_source, connect
+from tests.support.live import pointed_at_simulator, running_consumer
+from tests.sync.conftest import assert_equal_to_source, connect
 
 VERIFIER = ENV["QBO_WEBHOOK_VERIFIER_TOKEN"]
 
@@ -33,37 +33,21 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def live_app(app, sandbox) -> Iterator[str]:
     """Our app, pointed at the simulator and served where the simulator can post to it."""
-    saved_settings, saved = app.config["SETTINGS"], {k: app.config.get(k) for k in FAST_KNOBS}
-    url = sandbox.url
-    app.config["SETTINGS"] = dataclasses.replace(
-        saved_settings, qbo_api_base_url=url, qbo_token_url=f"{url}/oauth2/v1/tokens/bearer",
-        qbo_authorize_url=f"{url}/connect/oauth2", qbo_revoke_url=f"{url}/v2/oauth2/tokens/revoke")
-    app.config.update(FAST_KNOBS)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        with app.app_context():
+        with pointed_at_simulator(app, sandbox.url), app.app_context():
             yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
-        app.config["SETTINGS"] = saved_settings
-        app.config.update(saved)
 
 
 @pytest.fixture
 def consumer(live_app):
-    from dashboard import queue
-    from dashboard import tasks  # noqa: F401  (declares the tasks)
-
-    worker = queue.huey.create_consumer(workers=2, worker_type="thread", periodic=False, scheduler_interval=1)
-    worker._set_signal_handlers = lambda: None  # pytest owns the process's signals
-    worker.start()
-    try:
+    with running_consumer() as worker:
         yield worker
-    finally:
-        worker.stop(graceful=True)
 
 
 def _wait_for(condition, timeout: float, what: str):
