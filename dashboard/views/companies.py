@@ -7,6 +7,7 @@ plus the flash message (out of band), a plain form gets a redirect (Post/Redirec
 from __future__ import annotations
 
 from typing import Optional
+from urllib.parse import quote
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.routing import BuildError
@@ -34,6 +35,29 @@ def _ago(moment):
 bp.add_app_template_filter(formatting.utc_text, "utc")
 bp.add_app_template_filter(formatting.duration_text, "duration")
 bp.add_app_template_filter(formatting.number_text, "number")
+bp.add_app_template_global(formatting.connection_badge_html, "connection_badge_html")
+bp.add_app_template_global(formatting.object_badge_html, "object_badge_html")
+
+
+@bp.app_template_global("when_html")
+def _when_html(moment, empty="—"):
+    return formatting.when_html(moment, utcnow(), empty)
+
+
+@bp.app_template_global("company_url_builder")
+def _company_url_builder():
+    """Return a function realm -> URL of the company page, built from one ``url_for``.
+
+    The list links every row; one ``url_for`` per row costs more than the rest of the row.
+    The realm is quoted exactly as the URL converter quotes it.
+    """
+    marker = "__realm__"
+    prefix = url_for("companies.detail", realm=marker)
+    head, _, tail = prefix.rpartition(marker)
+    return lambda realm: f"{head}{quote(str(realm), safe=_PATH_SAFE)}{tail}"
+
+
+_PATH_SAFE = "!$&'()*+,/:;=@"  # werkzeug's BaseConverter.to_url
 
 
 @bp.app_context_processor

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
+from markupsafe import Markup, escape
+
 
 def relative_time(moment: datetime, now: datetime) -> str:
     """Return "3 min ago" / "in 2 h" style text, or a date once it is weeks away."""
@@ -50,3 +52,38 @@ def duration_text(span: Optional[timedelta]) -> str:
 def number_text(value: Optional[int]) -> str:
     """Return a count with thousands separators."""
     return "—" if value is None else f"{value:,}"
+
+
+# --- status markup ---------------------------------------------------------------------------
+# The companies list renders these for every row, so they are built here rather than by
+# Jinja macros (a macro call costs more than the string it makes). ``macros/status.html``
+# delegates to the same functions, so every page shows identical markup.
+
+CONNECTION_LABELS = {"connected": "Connected", "reconnect_required": "Reconnect required",
+                     "disconnected": "Disconnected"}
+CONNECTION_GLYPHS = {"connected": "●", "reconnect_required": "▲", "disconnected": "○"}
+OBJECT_GLYPHS = {"synced": "✓", "running": "↻", "queued": "…", "failed": "✕", "pending": "–"}
+
+
+def when_html(moment: Optional[datetime], now: datetime, empty: str = "—") -> Markup:
+    """Return a <time> element with relative text and the UTC timestamp as its title."""
+    if moment:
+        return Markup(f'<time datetime="{escape(moment.isoformat())}" title="{escape(utc_text(moment))}">'
+                      f'{escape(relative_time(moment, now))}</time>')
+    return Markup(f'<span class="muted">{escape(empty)}</span>')
+
+
+def connection_badge_html(state) -> Markup:
+    """Return the badge of a connection state (glyph and label)."""
+    key = str(state)
+    return Markup(f'<span class="badge badge-{escape(key)}"><span aria-hidden="true">{CONNECTION_GLYPHS[key]}'
+                  f'</span> {CONNECTION_LABELS[key]}</span>')
+
+
+def object_badge_html(o, with_label: bool = True) -> Markup:
+    """Return the badge of one object type's sync state, with its progress when known."""
+    progress = o.progress
+    tail = f" {escape(progress.percent)}%" if progress and progress.percent is not None else ""
+    label = f"{escape(o.label)}: " if with_label else ""
+    return Markup(f'<span class="badge badge-{escape(o.state)}"><span aria-hidden="true">{OBJECT_GLYPHS[o.state]}'
+                  f'</span> {label}{escape(o.state_label)}{tail}</span>')
