@@ -31,12 +31,12 @@ class SyncRequestError(Exception):
     """The sync cannot be requested (unknown company or object, not connected)."""
 
 
-def _check_object_type(object_type: str | None) -> None:
+def check_object_type(object_type: str | None) -> None:
     if object_type is not None and object_type not in SPECS:
         raise SyncRequestError(f"Unknown object type {object_type!r}; expected one of {', '.join(SPECS)}")
 
 
-def _connected_company(company_source_id: str) -> Company:
+def connected_company(company_source_id: str) -> Company:
     company = db.session.execute(
         select(Company).where(Company.source_id == company_source_id)).scalar_one_or_none()
     if company is None:
@@ -68,11 +68,11 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
     cover the request is widened while still queued, or, once running, given a
     follow-up that it queues when it finishes.
     """
-    _check_object_type(object_type)
+    check_object_type(object_type)
     kind = RunKind(kind)
     # The per-company lock makes check-then-insert atomic across web and worker processes.
     with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
-        _connected_company(company_source_id)
+        connected_company(company_source_id)
         current = active_run(company_source_id)
         if current is not None:
             if not _covers(current, kind, object_type):
@@ -112,7 +112,7 @@ def enqueue(run: SyncRun) -> None:
     queue_run(run.id, PRIORITY[run.kind])
 
 
-def _backfill_pending(company_source_id: str) -> bool:
+def backfill_pending(company_source_id: str) -> bool:
     done = db.session.execute(
         select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
                                             SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
@@ -121,15 +121,15 @@ def _backfill_pending(company_source_id: str) -> bool:
 
 def request_initial_sync(company_source_id: str, trigger: str = "connect") -> SyncRun:
     """Queue the backfill of every object type, or an incremental resume if it is complete."""
-    kind = RunKind.BACKFILL if _backfill_pending(company_source_id) else RunKind.INCREMENTAL
+    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
     run, _ = request_sync(company_source_id, kind=kind, trigger=trigger)
     return run
 
 
 def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, bool]:
     """Queue a new attempt for a failed object type (it resumes from its cursor)."""
-    _check_object_type(object_type)
-    kind = RunKind.BACKFILL if _backfill_pending(company_source_id) else RunKind.INCREMENTAL
+    check_object_type(object_type)
+    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
     return request_sync(company_source_id, kind=kind, trigger="retry", object_type=object_type)
 
 

@@ -202,11 +202,11 @@ def run_now(company_source_id: str, object_type: str | None = None, full: bool =
             progress: Progress | None = None) -> Summary:
     """Record a run and execute it here, in the foreground; raise SyncError on failure."""
     kind = RunKind.FULL_RESYNC if full else RunKind.INCREMENTAL
-    sync_jobs._check_object_type(object_type)
+    sync_jobs.check_object_type(object_type)
     from ..locks import hold
 
     with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
-        sync_jobs._connected_company(company_source_id)
+        sync_jobs.connected_company(company_source_id)
         current = sync_jobs.active_run(company_source_id)
         if current is not None:
             raise sync_jobs.SyncRequestError(
@@ -280,7 +280,7 @@ def schedule_due_companies(now: datetime | None = None,
         db.session.commit()
         if result.rowcount != 1 or not run_now_:
             continue
-        kind = RunKind.BACKFILL if sync_jobs._backfill_pending(source_id) else RunKind.INCREMENTAL
+        kind = RunKind.BACKFILL if sync_jobs.backfill_pending(source_id) else RunKind.INCREMENTAL
         try:
             request(source_id, kind=kind, trigger="schedule")
             queued.append(source_id)
