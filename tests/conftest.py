@@ -37,8 +37,7 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 
 def _database_url() -> str:
-    if BACKEND != "services":
-        return f"sqlite:///{TMP / 'test.db'}"
+    """Create this run's own database on the test server and return its URL."""
     import psycopg2
     from sqlalchemy.engine import make_url
 
@@ -65,15 +64,12 @@ def _check_redis() -> None:
         _unavailable(f"Redis at {TEST_REDIS_URL}", exc)
 
 
-if BACKEND == "services":
-    _check_redis()
-DATABASE_URL = _database_url()
-
 # The Huey instance is built when dashboard.queue is imported, from the process
-# environment: set it once, here, before any test module imports the app.
+# environment: it is set once, in pytest_configure, before any test module imports the
+# app (the services run's database name is only known once it has been created).
 ENV = {
     "APP_ENV": "test",
-    "DATABASE_URL": DATABASE_URL,
+    "DATABASE_URL": f"sqlite:///{TMP / 'test.db'}",
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
     "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEYS,
     "INSTANCE_PATH": str(TMP / "instance"),
@@ -82,22 +78,25 @@ ENV = {
     "QBO_WEBHOOK_VERIFIER_TOKEN": "test-webhook-verifier",
     "SYNC_INTERVAL_MINUTES": "5",
 }
-if BACKEND == "services":
-    ENV["REDIS_URL"] = TEST_REDIS_URL
-os.environ.update(ENV)
-os.environ.pop("QBO_CLIENT_ID", None)
-if BACKEND != "services":
-    os.environ.pop("REDIS_URL", None)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "services: needs PostgreSQL and Redis (skipped on the embedded run)")
     config.addinivalue_line("markers", "e2e: drives the dashboard in real Chromium")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    # Here rather than at import: pytest.exit then ends the run with its own exit code.
+    if BACKEND == "services":
+        _check_redis()
+        ENV["DATABASE_URL"] = _database_url()
+        ENV["REDIS_URL"] = TEST_REDIS_URL
+    os.environ.update(ENV)
+    os.environ.pop("QBO_CLIENT_ID", None)
+    if BACKEND != "services":
+        os.environ.pop("REDIS_URL", None)
 
 
 def pytest_report_header(config):
-    return f"backend: {BACKEND} ({re.sub(r'//[^@]*@', '//', DATABASE_URL)})"
+    return f"backend: {BACKEND} ({re.sub(r'//[^@]*@', '//', ENV['DATABASE_URL'])})"
 
 
 def pytest_collection_modifyitems(config, items):
