@@ -2,18 +2,23 @@
 
 Production uses Redis (one sorted set of request stamps per realm for both windows,
 and one sorted set of owner tokens with expiry for the concurrency semaphore, checked
-and updated atomically by one Lua script on Redis' clock). The embedded backend runs
+and updated atomically by one Lua script on Redis' clock). A holder renews its slot while
+its request runs, so the expiry can be short: a worker killed mid-request gives its slots
+back within ``slot_ttl`` seconds instead of starving the realm. The embedded backend runs
 one worker process, so ``LocalRateLimiter`` keeps the same windows in memory.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator, Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Limits:
     # network jitter must not squeeze 11 arrivals into Intuit's 1-second window.
     minute_window: float = 61.0
     second_window: float = 1.1
-    slot_ttl: float = 120.0  # a crashed holder frees its concurrency slot after this
+    slot_ttl: float = 15.0  # a crashed holder's concurrency slot frees after this (live ones renew)
 
 
 class RateLimiter(Protocol):
@@ -108,6 +113,14 @@ redis.call('PEXPIRE', wk, minute_ms + 1000)
 return {1, 0}
 """
 
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl_ms = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', now + ttl_ms, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl_ms)
+"""
+
 
 class RedisRateLimiter:
     """Moving windows and a concurrency semaphore in Redis, shared by every process."""
@@ -119,6 +132,7 @@ class RedisRateLimiter:
         self.limits = limits
         self.max_wait = max_wait
         self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
 
     @contextlib.contextmanager
     def slot(self, realm: str) -> Iterator[None]:
@@ -137,7 +151,20 @@ class RedisRateLimiter:
             if time.monotonic() + wait > deadline:
                 raise LimitWaitTimeout(f"no request slot for realm {realm} within {self.max_wait:.0f} s")
             time.sleep(wait)
+        done = threading.Event()
+        threading.Thread(target=self._keep, args=(slots_key, token, done), daemon=True,
+                         name=f"slot-keeper-{realm}").start()
         try:
             yield
         finally:
+            done.set()
             self.client.zrem(slots_key, token)
+
+    def _keep(self, slots_key: str, token: str, done: threading.Event) -> None:
+        """Renew a held slot until its request ends (most end long before the first renewal)."""
+        ttl_ms = int(self.limits.slot_ttl * 1000)
+        while not done.wait(self.limits.slot_ttl / 3):
+            try:
+                self._renew(keys=[slots_key], args=[token, ttl_ms])
+            except Exception:  # noqa: BLE001 - Redis away: the slot may lapse early, no worse
+                log.warning("could not renew a concurrency slot of %s", slots_key, exc_info=True)

@@ -74,6 +74,55 @@ def test_redis_limiter_holds_moving_windows_across_clients():
         client.delete(key)
 
 
+@pytest.fixture
+def redis_prefix():
+    import redis
+
+    from tests.conftest import RUN_ID, TEST_REDIS_URL
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    prefix = f"qbosync-test-{RUN_ID}:slots:"
+    yield client, prefix
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.mark.services
+def test_redis_slot_outlives_its_ttl_while_its_request_runs(redis_prefix):
+    client, prefix = redis_prefix
+    limiter = RedisRateLimiter(client, prefix, Limits(concurrent=1, slot_ttl=0.6), max_wait=5)
+    released, second_admitted = [], []
+
+    def hold():
+        with limiter.slot("realm-1"):
+            time.sleep(2.0)  # a slow request: three times the slot's TTL
+            released.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    with limiter.slot("realm-1"):
+        second_admitted.append(time.monotonic())
+    holder.join()
+    # Renewed while held, the only slot was not handed to a second request before the first ended.
+    assert second_admitted[0] >= released[0]
+
+
+@pytest.mark.services
+def test_redis_slot_of_a_killed_holder_frees_after_its_ttl(redis_prefix):
+    client, prefix = redis_prefix
+    limits = Limits(concurrent=1, slot_ttl=0.6)
+    limiter = RedisRateLimiter(client, prefix, limits, max_wait=5)
+    # A holder that died mid-request: its slot was taken and is never renewed nor released.
+    granted, _ = limiter._acquire(keys=[f"{prefix}realm-1:window", f"{prefix}realm-1:slots"],
+                                  args=["dead-holder", 500, 61000, 10, 1100, 1, 600])
+    assert granted == 1
+    started = time.monotonic()
+    with limiter.slot("realm-1"):
+        waited = time.monotonic() - started
+    assert 0.3 <= waited <= 2.0, waited
+
+
 def test_sync_now_command(qbo_app, sandbox_server, runner):
     sim = sandbox_server.sim
     realm = generate(sim, seed=41, customers=25, invoices=40)
