@@ -8,6 +8,7 @@ and every test starts on empty tables.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import shutil
@@ -192,9 +193,20 @@ def _clean_state(request):
 
 
 @pytest.fixture
-def db_session(app):
+def db_session(app, monkeypatch):
+    """The database session of an app context that the test body holds.
+
+    Flask reuses an app context that is already pushed for every request, so requests
+    from test clients would share this one's ``g`` (Flask-Login's cached operator, the
+    CSRF token) and database session: one client signed in made another look signed in.
+    Each request therefore starts in an empty ``contextvars`` context, as in a server's
+    worker thread, and gets its own app context, ``g`` and session.
+    """
     from dashboard.extensions import db
 
+    serve = app.wsgi_app
+    monkeypatch.setattr(app, "wsgi_app",
+                        lambda environ, start_response: contextvars.Context().run(serve, environ, start_response))
     with app.app_context():
         yield db.session
         db.session.remove()
