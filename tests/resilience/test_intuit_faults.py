@@ -13,13 +13,15 @@ def test_storm_of_429_and_5xx_completes_within_the_limits(sandbox_server, make_s
     realm = server.sim.realms()[0]
     server.sim.inject_fault("429", realm=realm, probability=0.3)
     server.sim.inject_fault("500", realm=realm, probability=0.1 / 0.7)  # 10 % of all answers
-    stack = make_stack(server.url, SYNC_RETRIES="8")
+    # Pages of 200 records: about 30 data requests, so the storm hits many of them.
+    stack = make_stack(server.url, SYNC_RETRIES="8", SYNC_PAGE_SIZE="200")
     stack.connect(server.url, [realm])
     stack.start_worker(threads=4)
     stack.wait_until(lambda: stack.backfill_done(realm) and stack.runs_settled(realm), 240,
                      "the backfill to complete through the storm")
     assert_equals_source(stack, server.sim, realm)
     stats = server.sim.stats(realm)
+    assert stats["requests"] >= 30, stats
     assert stats["by_outcome"].get("fault:429", 0) > 0 and stats["by_outcome"].get("fault:500", 0) > 0, stats
     # Attempts, throttled ones included, stayed inside Intuit's per-realm limits.
     assert stats["max_in_any_1s_window"] <= 10, stats
