@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..locks import hold
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
-from ..sync.specs import SPECS
+from ..sync.specs import SPECS, dependents
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,15 @@ def request_initial_sync(company_source_id: str, trigger: str = "connect") -> Sy
 
 
 def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, bool]:
-    """Queue a new attempt for a failed object type (it resumes from its cursor)."""
+    """Queue a new attempt for a failed object type (it resumes from its cursor).
+
+    The types that depend on it (invoices on customers) did not run when it failed, so
+    the retry runs every type, in order: the ones already synced cost one CDC call.
+    """
     check_object_type(object_type)
     kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
-    return request_sync(company_source_id, kind=kind, trigger="retry", object_type=object_type)
+    target = None if dependents(object_type) else object_type
+    return request_sync(company_source_id, kind=kind, trigger="retry", object_type=target)
 
 
 def cancel_company_syncs(company_source_id: str) -> int:

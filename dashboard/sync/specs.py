@@ -94,6 +94,11 @@ SPECS: dict[str, EntitySpec] = {s.name: s for s in sorted((CUSTOMER, INVOICE), k
 BY_ENTITY: dict[str, EntitySpec] = {s.entity: s for s in SPECS.values()}
 
 
+def dependents(name: str) -> list[EntitySpec]:
+    """Return the specs whose rows link to ``name``'s rows (invoices depend on customers)."""
+    return [s for s in SPECS.values() if any(target == name for _, _, target in s.links)]
+
+
 def ordered(names: list[str] | tuple[str, ...] | None = None) -> list[EntitySpec]:
     """Return the specs for ``names`` (all when None) in dependency order."""
     chosen = SPECS if names is None else {n: SPECS[n] for n in names}

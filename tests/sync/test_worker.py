@@ -85,16 +85,17 @@ def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, 
     assert state.status == SyncStatus.FAILED and state.attempts == 4 and state.last_failed_at is not None
     assert "Intuit failed (HTTP 503)" in state.error_message and "after 4 attempts" in state.error_message
     assert state.error_kind == "intuit_server"
-    # Retry, once Intuit is back, resumes and succeeds.
+    # Retry, once Intuit is back, resumes and succeeds, and the invoices (stopped behind the
+    # failed customers) follow in the same run: no wait for the schedule.
     sim.clear_faults()
     retry, created = sync_jobs.retry_failed(realm, "customer")
-    assert created
+    assert created and retry.object_type is None
     with consumer(workers=2):
         wait_for(lambda: _run(retry.id).status == RunStatus.SUCCEEDED, 60, "the retry")
-        state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
-        assert state.status == SyncStatus.SUCCEEDED and state.error_message is None
-        rest = sync_jobs.request_initial_sync(realm, trigger="schedule")  # the invoices' turn
-        wait_for(lambda: _run(rest.id).status == RunStatus.SUCCEEDED, 60, "the invoices")
+    states = db.session.execute(select(SyncState)).scalars().all()
+    assert {s.object_type: s.status for s in states} == {"customer": SyncStatus.SUCCEEDED,
+                                                         "invoice": SyncStatus.SUCCEEDED}
+    assert all(s.error_message is None and s.is_initial_backfill_completed for s in states)
     assert_equal_to_source(sim, realm)
 
 
