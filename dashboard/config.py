@@ -57,6 +57,9 @@ TUNING: dict[str, tuple[float, type, float]] = {
     "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers
     "QBO_LIMIT_PER_SECOND": (10, int, 1),
     "QBO_LIMIT_CONCURRENT": (10, int, 1),
+    # PostgreSQL ends a token refresher idle this long inside its locked transaction (paused,
+    # cut off), freeing the lock; keep it above the 10 s OAuth timeout.
+    "TOKEN_LOCK_IDLE_TIMEOUT_SECONDS": (60.0, float, 1),
 }
 
 

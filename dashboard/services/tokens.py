@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,8 @@ REFRESH_AHEAD_ACCESS = timedelta(minutes=10)
 REFRESH_AHEAD_REFRESH_TOKEN = timedelta(days=30)
 # Longer than the OAuth HTTP timeout (10 s), so a waiter outlasts one slow refresh.
 LOCK_TIMEOUT_SECONDS = 20
+# The start-up key check reads this many of the most recently updated companies' tokens.
+KEY_CHECK_SAMPLE = 5
 
 
 class _Mode(enum.Enum):
@@ -52,7 +54,7 @@ class _Mode(enum.Enum):
 
 __all__ = ["get_access_token", "force_refresh", "refresh_due_tokens", "refresh_reason", "rotate_keys",
            "ReconnectRequired", "TokenRefreshFailed", "vault", "token_cache", "token_session",
-           "write_tokens", "lock_company"]
+           "write_tokens", "lock_company", "keys_open_stored_tokens"]
 
 
 # --- shared helpers (also used by the connections service) ------------------------------
@@ -86,9 +88,11 @@ def lock_company(session: Session, realm: str) -> Company | None:
     and the read that follows sees the newest committed row.
     """
     if session.get_bind().dialect.name == "postgresql":
+        idle = current_app.config["TOKEN_LOCK_IDLE_TIMEOUT_SECONDS"]
         session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
-        # A holder cut off mid-transaction must not keep the lock for ever.
-        session.execute(text("SET LOCAL idle_in_transaction_session_timeout = '60s'"))
+        # A holder paused or cut off mid-transaction must not keep the lock for ever; its
+        # late write then fails on the lost session (and the token_version fence).
+        session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = '{int(idle * 1000)}ms'"))
         query = select(Company).where(Company.source_id == realm).with_for_update()
     else:
         session.execute(update(Company).where(Company.source_id == realm)
@@ -160,7 +164,12 @@ def get_access_token(company_source_id: str) -> str:
         company = session.execute(select(Company).where(Company.source_id == realm)).scalar_one_or_none()
     company = _require_connected(company, realm)
     if company.access_token and _fresh(company.access_token_expires_at, now):
-        token = _open(realm, "access", company.access_token)
+        try:
+            token = vault().open(realm, "access", company.access_token)
+        except VaultError:
+            # Look again under the lock: a refresh may have just replaced it; if not, the
+            # refresh path marks the company.
+            return _refresh(realm, _Mode.IF_STALE)
         cache.put(realm, company.access_token, company.access_token_expires_at - FRESHNESS_MARGIN, now)
         return token
     return _refresh(realm, _Mode.IF_STALE)
@@ -185,14 +194,6 @@ def _local_lock(realm: str) -> threading.Lock:
         return _local_locks.setdefault(realm, threading.Lock())
 
 
-def _open(realm: str, kind: str, ciphertext: str) -> str:
-    try:
-        return vault().open(realm, kind, ciphertext)  # type: ignore[arg-type]
-    except VaultError as exc:
-        log.error("%s", exc)
-        raise ReconnectRequired(f"{exc} Reconnect the company (or fix TOKEN_ENCRYPTION_KEYS).", realm) from None
-
-
 def _refresh(realm: str, mode: _Mode, stale: str | None = None) -> str:
     with _local_lock(realm):
         settings = current_app.config["SETTINGS"]
@@ -206,12 +207,19 @@ def _refresh(realm: str, mode: _Mode, stale: str | None = None) -> str:
                                          f"({type(exc.orig).__name__}).") from None
             company = _require_connected(company, realm)
             now = utcnow()
-            current = _open(realm, "access", company.access_token) if company.access_token else None
-            if current is not None and not _refresh_needed(mode, company, current, stale, now):
-                session.commit()  # release the lock: someone else already refreshed
-                cache.put(realm, company.access_token, company.access_token_expires_at - FRESHNESS_MARGIN, now)
-                return current
-            refresh_token = _open(realm, "refresh", company.refresh_token)
+            sealer = vault()
+            try:
+                current = sealer.open(realm, "access", company.access_token) if company.access_token else None
+                if current is not None and not _refresh_needed(mode, company, current, stale, now):
+                    session.commit()  # release the lock: someone else already refreshed
+                    cache.put(realm, company.access_token, company.access_token_expires_at - FRESHNESS_MARGIN, now)
+                    return current
+                refresh_token = sealer.open(realm, "refresh", company.refresh_token)  # type: ignore[arg-type]
+            except VaultError as exc:
+                _mark_unreadable(company, exc, now)
+                session.commit()
+                cache.forget(realm)
+                raise ReconnectRequired(company.connection_error, realm) from None
             integration = get_integration(company.integration, settings)
             try:
                 tokens = integration.refresh(refresh_token, now)
@@ -224,8 +232,18 @@ def _refresh(realm: str, mode: _Mode, stale: str | None = None) -> str:
             except (ProviderUnavailable, ProviderRejected) as exc:
                 log.warning("Token refresh for company %s failed: %s", realm, exc)
                 raise TokenRefreshFailed(f"Refreshing the token of company {realm} failed: {exc}") from None
-            write_tokens(session, company, tokens, company.token_version)
-            session.commit()
+            try:
+                write_tokens(session, company, tokens, company.token_version)
+                session.commit()
+            except OperationalError as exc:
+                # The session died while Intuit answered (this process was paused past
+                # TOKEN_LOCK_IDLE_TIMEOUT_SECONDS, or the database restarted): the lock is
+                # gone and another process may have refreshed since. Write nothing.
+                log.warning("The refreshed tokens of company %s were not saved: the database session "
+                            "was lost during the refresh (%s)", realm, type(exc.orig).__name__)
+                raise TokenRefreshFailed(
+                    f"The refreshed tokens of company {realm} were not saved: the database session was "
+                    "lost while Intuit answered, so the tokens stored since were kept; try again.") from None
         log.info("Refreshed the access token of company %s (%s)", realm, mode.value)
         cache.put(realm, vault().seal(realm, "access", tokens.access_token),
                   tokens.access_token_expires_at - FRESHNESS_MARGIN, utcnow())
@@ -246,8 +264,8 @@ def _mark_reconnect_required(session: Session, company: Company, now: datetime) 
     company.connection_state = ConnectionState.RECONNECT_REQUIRED
     company.connection_error = (
         f"QuickBooks refused the refresh token on {now:%Y-%m-%d %H:%M} UTC (invalid_grant): the "
-        "connection was revoked in QuickBooks or unused for 100 days. Syncs are stopped; "
-        "click Reconnect to connect the company again.")
+        "connection was revoked in QuickBooks, unused for 100 days, or a refresh was interrupted "
+        "before its new token was saved. Syncs are stopped; click Reconnect to connect the company again.")
     # Dead tokens are worth nothing and are still secrets: erase them.
     company.access_token = None
     company.access_token_expires_at = None
@@ -256,6 +274,21 @@ def _mark_reconnect_required(session: Session, company: Company, now: datetime) 
     company.token_version = company.token_version + 1
     log.warning("Company %s needs reconnecting: its refresh token was refused (invalid_grant)",
                 company.source_id)
+
+
+def _mark_unreadable(company: Company, error: VaultError, now: datetime) -> None:
+    """Stop using a company whose stored token cannot be opened (altered, or a key is missing).
+
+    The ciphertexts stay: they reveal nothing, and if a key was dropped too early,
+    ``rotate_keys`` connects the company again once that key is back. Queued runs are not
+    cancelled: each is refused at its start, and the run that found this fails once, on record.
+    """
+    company.connection_state = ConnectionState.RECONNECT_REQUIRED
+    company.connection_error = (
+        f"{error} Found on {now:%Y-%m-%d %H:%M} UTC; syncs are stopped. Click Reconnect to connect the "
+        "company again (if TOKEN_ENCRYPTION_KEYS was changed, put the previous key back after the new one "
+        "and run `flask rotate-keys` instead).")
+    log.error("Company %s needs reconnecting: %s", company.source_id, error)
 
 
 def _cancel_syncs(realm: str) -> None:
@@ -305,13 +338,19 @@ class RotationReport:
     tokens_rotated: int = 0
     already_current: int = 0
     unreadable: list[str] | None = None
+    connected_again: list[str] | None = None
 
 
 def rotate_keys() -> RotationReport:
-    """Re-encrypt every stored token with the newest key, one company per transaction."""
+    """Re-encrypt every stored token with the newest key, one company per transaction.
+
+    A company stopped because its tokens could not be read (the only reconnect-required
+    state that keeps its tokens) is connected again once they open, e.g. after a key
+    dropped too early was put back.
+    """
     sealer = vault()
     cache = token_cache()
-    report = RotationReport(unreadable=[])
+    report = RotationReport(unreadable=[], connected_again=[])
     with token_session() as session:
         realms = session.execute(select(Company.source_id).where(
             (Company.access_token.is_not(None)) | (Company.refresh_token.is_not(None)))
@@ -337,6 +376,42 @@ def rotate_keys() -> RotationReport:
                 log.error("%s", exc)
                 report.unreadable.append(realm)
                 continue
+            if company.connection_state is ConnectionState.RECONNECT_REQUIRED and company.refresh_token:
+                company.connection_state = ConnectionState.CONNECTED
+                company.connection_error = None
+                report.connected_again.append(realm)
+                log.info("Company %s is connected again: its tokens are readable again", realm)
             session.commit()
         cache.forget(realm)
     return report
+
+
+# --- start-up check -----------------------------------------------------------------------
+
+def keys_open_stored_tokens(sample: int = KEY_CHECK_SAMPLE) -> bool:
+    """Say whether TOKEN_ENCRYPTION_KEYS opens the stored tokens; read only.
+
+    True when the refresh token of one of the ``sample`` most recently updated connected
+    companies opens, or when there is none (a fresh install, before or after migrating).
+    One is enough: a single altered row must not stop the service (that company is
+    stopped on its own when its token is next used). Raise SQLAlchemyError when the
+    database cannot be read.
+    """
+    with token_session() as session:
+        if not inspect(session.connection()).has_table(Company.__tablename__):
+            return True
+        rows = session.execute(
+            select(Company.source_id, Company.refresh_token)
+            .where(Company.connection_state == ConnectionState.CONNECTED, Company.refresh_token.is_not(None))
+            .order_by(Company.updated_at.desc()).limit(sample)).all()
+    sealer = vault()
+    unreadable = []
+    for realm, ciphertext in rows:
+        try:
+            sealer.open(realm, "refresh", ciphertext)
+        except VaultError:
+            unreadable.append(realm)
+    if unreadable and len(unreadable) < len(rows):
+        log.warning("The stored tokens of companies %s cannot be decrypted with TOKEN_ENCRYPTION_KEYS (others "
+                    "can); they will be marked reconnect-required when used", ", ".join(unreadable))
+    return not rows or len(unreadable) < len(rows)

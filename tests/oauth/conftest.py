@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from sqlalchemy import select, update
 
 from sandbox.testing import SandboxServer
 
@@ -21,6 +22,20 @@ def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(companies=2, customers=5, invoices=5, refresh_grace=0, seed=11,
                        redirect_uris=[REDIRECT_URI], webhook_enabled=False) as server:
         yield server
+
+
+@pytest.fixture
+def company(signed_in, qbo, db_session) -> str:
+    """One company connected through the real flow; the simulator's counters reset."""
+    from dashboard.models import RunStatus, SyncRun
+
+    realm = qbo.sim.realms()[0]
+    assert connect(signed_in, realm).status_code == 302
+    db_session.execute(update(SyncRun).values(status=RunStatus.CANCELLED))  # its backfill is not under test
+    db_session.commit()
+    qbo.sim.reset_stats()
+    qbo.sim.oauth.reset_stats()
+    return realm
 
 
 @pytest.fixture
@@ -95,3 +110,35 @@ def issued_tokens(sim) -> set[str]:
         tokens.update(grant.previous)
         tokens.update(grant.access)
     return tokens
+
+
+def refresh_calls(sim, realm: str) -> int:
+    """Refresh-token requests the simulator received for ``realm``."""
+    return sim.token_requests(realm)["requests"].get("refresh_token", 0)
+
+
+def stored_company(db_session, realm: str):
+    """The company row as committed now."""
+    from dashboard.models import Company
+
+    db_session.expire_all()
+    return db_session.execute(select(Company).where(Company.source_id == realm)).scalar_one()
+
+
+def expire_access(db_session, realm: str, at=None) -> None:
+    """Make the stored access token due (as the clock would) without touching Intuit."""
+    from dashboard.models import Company, utcnow
+    from dashboard.services import tokens
+
+    db_session.execute(update(Company).where(Company.source_id == realm)
+                       .values(access_token_expires_at=at or utcnow()))
+    db_session.commit()
+    tokens.token_cache().forget(realm)
+
+
+def open_stored(app, company, kind: str) -> str:
+    """Decrypt one of a company row's tokens with the app's keys."""
+    from dashboard.vault import TokenVault
+
+    value = company.access_token if kind == "access" else company.refresh_token
+    return TokenVault(app.config["SETTINGS"].token_encryption_keys).open(company.source_id, kind, value)

@@ -17,78 +17,43 @@ from dashboard.models import (
 from dashboard.services import connections, tokens
 from dashboard.services.sync_jobs import request_sync
 from dashboard.sync.specs import SPECS
-from dashboard.vault import TokenVault
-from tests.oauth.conftest import connect
-
-
-@pytest.fixture
-def company(signed_in, qbo, db_session):
-    """One company connected through the real flow; the simulator's counters reset."""
-    realm = qbo.sim.realms()[0]
-    assert connect(signed_in, realm).status_code == 302
-    db_session.execute(update(SyncRun).values(status=RunStatus.CANCELLED))  # its backfill is not under test
-    db_session.commit()
-    qbo.sim.reset_stats()
-    qbo.sim.oauth.reset_stats()
-    return realm
-
-
-def _refreshes(sim, realm) -> int:
-    return sim.token_requests(realm)["requests"].get("refresh_token", 0)
+from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 
 
 def _grant(sim, realm):
     return next(g for g in sim.oauth.grants.values() if g.realm == realm and not g.revoked)
 
 
-def _stored(db_session, realm) -> Company:
-    db_session.expire_all()
-    return db_session.execute(select(Company).where(Company.source_id == realm)).scalar_one()
-
-
-def _expire(db_session, realm, at=None) -> None:
-    """Make the stored access token due (as the clock would) without touching Intuit."""
-    db_session.execute(update(Company).where(Company.source_id == realm)
-                       .values(access_token_expires_at=at or utcnow()))
-    db_session.commit()
-    tokens.token_cache().forget(realm)
-
-
-def _open(app, company: Company, kind: str) -> str:
-    value = company.access_token if kind == "access" else company.refresh_token
-    return TokenVault(app.config["SETTINGS"].token_encryption_keys).open(company.source_id, kind, value)
-
-
 def test_fresh_token_is_returned_without_refreshing(company, qbo, db_session, app):
     token = tokens.get_access_token(company)
     assert token in _grant(qbo.sim, company).access
     assert tokens.get_access_token(company) == token
-    assert _refreshes(qbo.sim, company) == 0
+    assert refresh_calls(qbo.sim, company) == 0
 
 
 def test_due_token_is_refreshed_once_and_rotated_refresh_token_saved(company, qbo, db_session, app):
-    before = _stored(db_session, company)
-    old_access, old_refresh = _open(app, before, "access"), _open(app, before, "refresh")
+    before = stored_company(db_session, company)
+    old_access, old_refresh = open_stored(app, before, "access"), open_stored(app, before, "refresh")
     old_version = before.token_version
-    _expire(db_session, company, utcnow() + timedelta(minutes=4))  # under the 5-minute margin
+    expire_access(db_session, company, utcnow() + timedelta(minutes=4))  # under the 5-minute margin
     token = tokens.get_access_token(company)
-    assert token != old_access and _refreshes(qbo.sim, company) == 1
-    after = _stored(db_session, company)
+    assert token != old_access and refresh_calls(qbo.sim, company) == 1
+    after = stored_company(db_session, company)
     assert after.token_version == old_version + 1
     grant = _grant(qbo.sim, company)
-    assert _open(app, after, "refresh") == grant.refresh_token != old_refresh
-    assert _open(app, after, "access") == token
+    assert open_stored(app, after, "refresh") == grant.refresh_token != old_refresh
+    assert open_stored(app, after, "access") == token
     assert after.access_token_expires_at - utcnow() > timedelta(minutes=55)
     # The next call reuses it; a strict simulator (no grace) would refuse a stale refresh token.
     assert tokens.get_access_token(company) == token
-    _expire(db_session, company)
+    expire_access(db_session, company)
     assert tokens.get_access_token(company) not in (token, old_access)
-    assert _refreshes(qbo.sim, company) == 2
+    assert refresh_calls(qbo.sim, company) == 2
     assert qbo.sim.token_requests(company)["requests"].get("refresh_token_failed", 0) == 0
 
 
 def test_threads_asking_at_expiry_cause_one_refresh(company, qbo, db_session, app):
-    _expire(db_session, company)
+    expire_access(db_session, company)
     barrier = threading.Barrier(8)
     results: list[str] = []
 
@@ -103,12 +68,12 @@ def test_threads_asking_at_expiry_cause_one_refresh(company, qbo, db_session, ap
     for t in threads:
         t.join(60)
     assert len(results) == 8 and len(set(results)) == 1
-    assert _refreshes(qbo.sim, company) == 1
+    assert refresh_calls(qbo.sim, company) == 1
 
 
 @pytest.mark.services
 def test_eight_processes_asking_at_expiry_cause_one_refresh(company, qbo, db_session, app):
-    _expire(db_session, company)
+    expire_access(db_session, company)
     env = {**os.environ, **qbo.urls(), "QBO_REDIRECT_URI": app.config["SETTINGS"].qbo_redirect_uri}
     from tests.oauth.herd import ask_for_token
 
@@ -122,10 +87,10 @@ def test_eight_processes_asking_at_expiry_cause_one_refresh(company, qbo, db_ses
         p.join(30)
     assert all(kind == "ok" for kind, _ in answers), answers
     assert len({token for _, token in answers}) == 1
-    assert _refreshes(qbo.sim, company) == 1
-    stored = _stored(db_session, company)
-    assert _open(app, stored, "access") == answers[0][1]
-    assert _open(app, stored, "refresh") == _grant(qbo.sim, company).refresh_token
+    assert refresh_calls(qbo.sim, company) == 1
+    stored = stored_company(db_session, company)
+    assert open_stored(app, stored, "access") == answers[0][1]
+    assert open_stored(app, stored, "refresh") == _grant(qbo.sim, company).refresh_token
 
 
 @pytest.mark.services
@@ -141,16 +106,16 @@ def test_access_token_is_cached_encrypted_in_redis_until_five_minutes_before_exp
     # Served from the cache: the database row can change without the caller seeing it.
     db_session.execute(update(Company).values(access_token_expires_at=utcnow()))
     db_session.commit()
-    assert tokens.get_access_token(company) == token and _refreshes(qbo.sim, company) == 0
+    assert tokens.get_access_token(company) == token and refresh_calls(qbo.sim, company) == 0
 
 
 def test_force_refresh_after_401_refreshes_once(company, qbo, db_session):
     stale = tokens.get_access_token(company)
     fresh = tokens.force_refresh(company, stale)
-    assert fresh != stale and _refreshes(qbo.sim, company) == 1
+    assert fresh != stale and refresh_calls(qbo.sim, company) == 1
     # A second caller that saw the same 401 gets the new token, with no second refresh.
     assert tokens.force_refresh(company, stale) == fresh
-    assert _refreshes(qbo.sim, company) == 1
+    assert refresh_calls(qbo.sim, company) == 1
     assert tokens.get_access_token(company) == fresh
 
 
@@ -158,10 +123,10 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
     run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
     assert created
     qbo.sim.revoke_grant(company)
-    _expire(db_session, company)
+    expire_access(db_session, company)
     with pytest.raises(ReconnectRequired, match="Reconnect"):
         tokens.get_access_token(company)
-    stored = _stored(db_session, company)
+    stored = stored_company(db_session, company)
     assert stored.connection_state is ConnectionState.RECONNECT_REQUIRED
     assert "invalid_grant" in stored.connection_error
     assert stored.access_token is None and stored.refresh_token is None
@@ -175,29 +140,36 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
 
 
 def test_provider_outage_is_retryable_and_changes_nothing(company, qbo, db_session):
-    stored = _stored(db_session, company)
+    stored = stored_company(db_session, company)
     before = (stored.refresh_token, stored.token_version)
-    _expire(db_session, company)
+    expire_access(db_session, company)
     qbo.sim.inject_fault("503", target="oauth", count=1)
     with pytest.raises(TokenRefreshFailed, match="HTTP 503"):
         tokens.get_access_token(company)
-    after = _stored(db_session, company)
+    after = stored_company(db_session, company)
     assert (after.connection_state, after.refresh_token, after.token_version) == \
         (ConnectionState.CONNECTED, *before)
     assert tokens.get_access_token(company)  # the next attempt works
 
 
-def test_ciphertext_copied_to_another_company_is_refused(signed_in, qbo, db_session):
+@pytest.mark.parametrize("column", ["access_token", "refresh_token"])
+def test_ciphertext_copied_to_another_company_is_refused(signed_in, qbo, db_session, column):
+    """S4: A's ciphertext in B's row is refused for B, B is stopped, A keeps working."""
     first, second = qbo.sim.realms()
     connect(signed_in, first)
     connect(signed_in, second)
     qbo.sim.reset_stats(second)  # connecting reads CompanyInfo once; count only what follows
-    stolen = _stored(db_session, first).access_token
-    db_session.execute(update(Company).where(Company.source_id == second).values(access_token=stolen))
+    qbo.sim.oauth.reset_stats()
+    stolen = getattr(stored_company(db_session, first), column)
+    db_session.execute(update(Company).where(Company.source_id == second).values({column: stolen}))
     db_session.commit()
+    expire_access(db_session, second)  # the refresh path opens both tokens
     with pytest.raises(ReconnectRequired, match="belongs to another company"):
         tokens.get_access_token(second)
-    assert qbo.sim.stats(second)["requests"] == 0
+    assert stored_company(db_session, second).connection_state is ConnectionState.RECONNECT_REQUIRED
+    assert qbo.sim.stats(second)["requests"] == 0 and refresh_calls(qbo.sim, second) == 0
+    assert stored_company(db_session, first).connection_state is ConnectionState.CONNECTED
+    assert tokens.get_access_token(first)
 
 
 def test_periodic_refresh_acts_only_on_tokens_near_their_end(signed_in, qbo, db_session):
@@ -205,16 +177,16 @@ def test_periodic_refresh_acts_only_on_tokens_near_their_end(signed_in, qbo, db_
     connect(signed_in, first)
     connect(signed_in, second)
     qbo.sim.oauth.reset_stats()
-    _expire(db_session, first, utcnow() + timedelta(minutes=8))
+    expire_access(db_session, first, utcnow() + timedelta(minutes=8))
     report = tokens.refresh_due_tokens()
     assert (report.refreshed, report.failed, report.reconnect_required) == (1, 0, 0)
-    assert _refreshes(qbo.sim, first) == 1 and _refreshes(qbo.sim, second) == 0
+    assert refresh_calls(qbo.sim, first) == 1 and refresh_calls(qbo.sim, second) == 0
     db_session.execute(update(Company).where(Company.source_id == second)
                        .values(refresh_token_expires_at=utcnow() + timedelta(days=10)))
     db_session.commit()
     assert tokens.refresh_due_tokens().refreshed == 1
-    assert _refreshes(qbo.sim, second) == 1
-    assert _stored(db_session, second).refresh_token_expires_at - utcnow() > timedelta(days=99)
+    assert refresh_calls(qbo.sim, second) == 1
+    assert stored_company(db_session, second).refresh_token_expires_at - utcnow() > timedelta(days=99)
     assert tokens.refresh_due_tokens().refreshed == 0
 
 
@@ -233,7 +205,7 @@ def test_disconnect_revokes_erases_cancels_and_keeps_data(company, qbo, db_sessi
     db_session.commit()
     tokens.get_access_token(company)
     connections.disconnect(company)
-    stored = _stored(db_session, company)
+    stored = stored_company(db_session, company)
     assert stored.connection_state is ConnectionState.DISCONNECTED and stored.disconnected_at
     assert (stored.access_token, stored.refresh_token) == (None, None)
     assert all(g.revoked for g in qbo.sim.oauth.grants.values() if g.realm == company)
@@ -252,7 +224,7 @@ def test_connecting_again_resumes_with_an_incremental_sync(company, signed_in, q
     db_session.commit()
     connections.disconnect(company)
     assert connect(signed_in, company).status_code == 302
-    stored = _stored(db_session, company)
+    stored = stored_company(db_session, company)
     assert stored.connection_state is ConnectionState.CONNECTED and stored.refresh_token
     run = db_session.execute(select(SyncRun).where(SyncRun.status == RunStatus.QUEUED)).scalar_one()
     assert run.kind is RunKind.INCREMENTAL and run.trigger == "connect"
@@ -263,7 +235,7 @@ def test_disconnect_from_the_dashboard(company, signed_in, qbo, db_session):
     response = signed_in.post(f"/companies/{company}/disconnect", data={"confirm": "yes"},
                               headers={"X-CSRFToken": signed_in.csrf})
     assert response.status_code == 302
-    assert _stored(db_session, company).connection_state is ConnectionState.DISCONNECTED
+    assert stored_company(db_session, company).connection_state is ConnectionState.DISCONNECTED
 
 
 def test_rotate_keys_reencrypts_every_token(signed_in, qbo, db_session, app, runner):
@@ -273,7 +245,7 @@ def test_rotate_keys_reencrypts_every_token(signed_in, qbo, db_session, app, run
     connect(signed_in, first)
     connect(signed_in, second)
     old_keys = app.config["SETTINGS"].token_encryption_keys
-    before = {r: (_open(app, _stored(db_session, r), "access"), _open(app, _stored(db_session, r), "refresh"))
+    before = {r: (open_stored(app, stored_company(db_session, r), "access"), open_stored(app, stored_company(db_session, r), "refresh"))
               for r in (first, second)}
     new_key = Fernet.generate_key().decode()
     settings = app.config["SETTINGS"]
@@ -287,8 +259,8 @@ def test_rotate_keys_reencrypts_every_token(signed_in, qbo, db_session, app, run
     # The old keys can now be retired: the new key alone opens every token.
     app.config["SETTINGS"] = dataclasses.replace(settings, token_encryption_keys=(new_key,))
     for realm in (first, second):
-        stored = _stored(db_session, realm)
-        assert (_open(app, stored, "access"), _open(app, stored, "refresh")) == before[realm]
+        stored = stored_company(db_session, realm)
+        assert (open_stored(app, stored, "access"), open_stored(app, stored, "refresh")) == before[realm]
         tokens.token_cache().forget(realm)
         assert tokens.get_access_token(realm) == before[realm][0]
     # A token no key can open is reported, left alone, and fails the command.

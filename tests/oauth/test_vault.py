@@ -1,6 +1,8 @@
 """The token vault: round trip, binding to company and kind, tampering, key rotation."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given, settings, strategies as st
@@ -35,6 +37,17 @@ def test_tampered_ciphertext_is_refused(position):
         (sealed[position + 1:] if position != -1 else "")
     with pytest.raises(VaultError, match="cannot be decrypted"):
         vault.open("111", "refresh", flipped)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(data=st.data())
+def test_any_flipped_bit_of_a_sealed_token_is_refused(data):
+    """S3 at the byte level: whatever byte changes (version, time, IV, body, MAC)."""
+    vault = TokenVault([NEW, OLD])
+    raw = bytearray(base64.urlsafe_b64decode(vault.seal("111", "refresh", "RT1-secret")))
+    raw[data.draw(st.integers(0, len(raw) - 1), label="index")] ^= data.draw(st.integers(1, 255), label="mask")
+    with pytest.raises(VaultError, match="cannot be decrypted"):
+        vault.open("111", "refresh", base64.urlsafe_b64encode(bytes(raw)).decode())
 
 
 def test_rotation_moves_tokens_to_the_newest_key():

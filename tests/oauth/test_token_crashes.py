@@ -1,0 +1,167 @@
+"""A refresher killed or paused mid-refresh, as a real process (SIGKILL, SIGSTOP/SIGCONT).
+
+R3: killed after Intuit answered and before the commit, with the old refresh token still
+valid (Intuit's 24 h grace) and dead (strict single use). R4: the lock of the killed
+holder is free at once. R5: a holder paused past its lock's life cannot write late.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from dashboard.integrations import TokenSet
+from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
+from dashboard.models import Company, ConnectionState, RunStatus, SyncRun, utcnow
+from dashboard.services import tokens
+from dashboard.services.sync_runner import schedule_due_companies
+from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
+from tests.oauth.refresher import HeldRefreshAnswer, Refresher
+
+INCIDENTS = 20
+GRACE_24H = 86_400
+
+
+@pytest.fixture
+def held(qbo):
+    gate = HeldRefreshAnswer(qbo.app)
+    yield gate
+    gate.remove()
+
+
+def _child_env(app, qbo, **extra: str) -> dict:
+    return {**os.environ, **qbo.urls(), "QBO_REDIRECT_URI": app.config["SETTINGS"].qbo_redirect_uri, **extra}
+
+
+def _grant_of(sim, access_token: str):
+    """The simulator's grant that issued this access token."""
+    return next(g for g in sim.oauth.grants.values() if access_token in g.access)
+
+
+def _snapshot(company: Company) -> tuple:
+    return company.token_version, company.access_token, company.refresh_token, company.connection_state
+
+
+def _kill_after_intuit_answered(held, env, realm) -> None:
+    held.arm()
+    refresher = Refresher(env, realm)
+    held.wait_answered()
+    refresher.stop()
+    held.release()   # the answer reaches the stopped process, which never reads it
+    refresher.kill()
+
+
+@pytest.mark.parametrize("grace", [GRACE_24H, 0], ids=["old-token-still-valid", "old-token-dead"])
+def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, signed_in, db_session, app, grace):
+    qbo.sim.set_refresh_grace(grace)
+    env = _child_env(app, qbo)
+    for incident in range(INCIDENTS):
+        before = _snapshot(stored_company(db_session, company))
+        calls = refresh_calls(qbo.sim, company)
+        expire_access(db_session, company)
+        _kill_after_intuit_answered(held, env, company)
+
+        # Intuit rotated the refresh token, the dead process saved nothing.
+        assert _snapshot(stored_company(db_session, company)) == before
+        assert refresh_calls(qbo.sim, company) == calls + 1
+
+        started = time.monotonic()
+        if grace:
+            token = tokens.get_access_token(company)
+            # R4: the killed holder's lock was released with its connection.
+            assert time.monotonic() - started < 2.0
+            now = stored_company(db_session, company)
+            grant = _grant_of(qbo.sim, token)
+            assert now.connection_state is ConnectionState.CONNECTED
+            assert now.token_version == before[0] + 1
+            assert open_stored(app, now, "refresh") == grant.refresh_token  # the rotated one, recovered
+            assert open_stored(app, now, "access") == token
+        else:
+            with pytest.raises(ReconnectRequired, match="Reconnect"):
+                tokens.get_access_token(company)
+            assert time.monotonic() - started < 2.0
+            now = stored_company(db_session, company)
+            assert now.connection_state is ConnectionState.RECONNECT_REQUIRED
+            assert "invalid_grant" in now.connection_error and "interrupted" in now.connection_error
+            _assert_no_retry_loop(qbo, db_session, company, calls + 2)
+        assert refresh_calls(qbo.sim, company) == calls + 2, f"incident {incident}"
+
+        if not grace:  # an operator reconnects; the next incident starts from a good grant
+            assert connect(signed_in, company).status_code == 302
+            db_session.execute(update(SyncRun).values(status=RunStatus.CANCELLED))
+            db_session.commit()
+
+
+def _assert_no_retry_loop(qbo, db_session, realm: str, calls: int) -> None:
+    """Every way a token is asked for stops at the mark, and the scheduler skips the company."""
+    for _ in range(3):
+        with pytest.raises(ReconnectRequired):
+            tokens.get_access_token(realm)
+        with pytest.raises(ReconnectRequired):
+            tokens.force_refresh(realm, "a-rejected-token")
+    assert tokens.refresh_due_tokens().refreshed == 0
+    assert realm not in schedule_due_companies(now=utcnow() + timedelta(hours=1))
+    assert refresh_calls(qbo.sim, realm) == calls
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("grace", [GRACE_24H, 0], ids=["old-token-still-valid", "old-token-dead"])
+def test_paused_lock_holder_cannot_write_late(company, qbo, held, db_session, app, grace):
+    """R5: PostgreSQL ends the paused holder's session after TOKEN_LOCK_IDLE_TIMEOUT_SECONDS;
+    others refresh meanwhile; resumed, the holder's write is refused, nothing out of order."""
+    qbo.sim.set_refresh_grace(grace)
+    expire_access(db_session, company)
+    version = stored_company(db_session, company).token_version
+    held.arm()
+    holder = Refresher(_child_env(app, qbo, TOKEN_LOCK_IDLE_TIMEOUT_SECONDS="2"), company)
+    held.wait_answered()
+    holder.stop()
+    held.release()
+
+    started = time.monotonic()
+    if grace:
+        # Waits on the row lock until PostgreSQL ends the holder's session (2 s idle).
+        first = tokens.get_access_token(company)
+        waited = time.monotonic() - started
+        expire_access(db_session, company)
+        second = tokens.get_access_token(company)
+        assert first != second
+    else:
+        # The holder's refresh used up the stored token: a strict Intuit refuses it.
+        with pytest.raises(ReconnectRequired):
+            tokens.get_access_token(company)
+        waited = time.monotonic() - started
+    assert 1.5 < waited < 10, waited
+    settled = _snapshot(stored_company(db_session, company))
+
+    holder.resume()
+    kind, message = holder.result()
+    assert kind == "error" and message.startswith("TokenRefreshFailed") and "not saved" in message, message
+    final = stored_company(db_session, company)
+    assert _snapshot(final) == settled
+    if grace:
+        assert final.token_version == version + 2
+        assert open_stored(app, final, "access") == second
+        assert open_stored(app, final, "refresh") == _grant_of(qbo.sim, second).refresh_token
+    else:
+        assert final.connection_state is ConnectionState.RECONNECT_REQUIRED and final.refresh_token is None
+
+
+def test_write_with_a_stale_version_is_refused(company, db_session, app):
+    """The fence itself: a writer that read version v cannot write once v+1 is stored."""
+    company_row = stored_company(db_session, company)
+    seen = company_row.token_version
+    newer = TokenSet("AT-newer", "RT-newer", utcnow() + timedelta(hours=1), utcnow() + timedelta(days=100))
+    late = TokenSet("AT-late", "RT-late", utcnow() + timedelta(hours=1), utcnow() + timedelta(days=100))
+    with tokens.token_session() as session:
+        tokens.write_tokens(session, session.get(Company, company_row.id), newer, seen)
+        session.commit()
+    with tokens.token_session() as session:
+        with pytest.raises(TokenRefreshFailed, match="changed while they were being written"):
+            tokens.write_tokens(session, session.get(Company, company_row.id), late, seen)
+    final = stored_company(db_session, company)
+    assert final.token_version == seen + 1
+    assert (open_stored(app, final, "access"), open_stored(app, final, "refresh")) == ("AT-newer", "RT-newer")
