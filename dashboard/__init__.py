@@ -11,6 +11,13 @@ from flask import Flask
 from .config import ConfigError, Settings, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
+KEYS_CANNOT_OPEN_TOKENS = (
+    "TOKEN_ENCRYPTION_KEYS cannot decrypt the stored tokens (the key they were encrypted with was "
+    "replaced instead of rotated). Put the previous key back after the new one "
+    "(TOKEN_ENCRYPTION_KEYS=new,old), run `flask --app wsgi rotate-keys`, then drop the old key. "
+    "Nothing was changed.")
+
+log = logging.getLogger(__name__)
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -31,6 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
     register_security(app)
     register_commands(app)
     register_error_pages(app)
+    check_token_keys(app)
     return app
 
 
@@ -119,3 +127,25 @@ def register_error_pages(app: Flask) -> None:
     from .views.errors import register
 
     register(app)
+
+
+def check_token_keys(app: Flask) -> None:
+    """Refuse to start (web, worker, any command) with keys that open none of the stored
+    tokens: running on would mark every company reconnect-required, one by one."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .extensions import db
+    from .services.tokens import keys_open_stored_tokens
+
+    with app.app_context():
+        try:
+            readable = keys_open_stored_tokens()
+        except SQLAlchemyError as exc:  # the database is down: health checks report that
+            log.warning("Could not check TOKEN_ENCRYPTION_KEYS against the stored tokens (%s)",
+                        type(exc).__name__)
+            return
+        finally:
+            # No connection opened here may outlive a fork (gunicorn --preload, workers).
+            db.engine.dispose()
+    if not readable:
+        raise ConfigError(KEYS_CANNOT_OPEN_TOKENS)

@@ -103,6 +103,8 @@ def rotate_keys() -> None:
     report = rotate()
     click.echo(f"Companies checked: {report.companies}; tokens re-encrypted: {report.tokens_rotated}; "
                f"already on the newest key: {report.already_current}; unreadable: {len(report.unreadable or [])}.")
+    if report.connected_again:
+        click.echo("Connected again (their tokens open with these keys): " + ", ".join(report.connected_again))
     if report.unreadable:
         raise click.ClickException("Tokens of these companies could not be decrypted with any key "
                                    f"(left unchanged): {', '.join(report.unreadable)}")
