@@ -1,9 +1,9 @@
 """Screen data for the operator dashboard, as plain dataclasses.
 
 Templates only render what is built here, and every function issues a fixed number
-of queries whatever the number of companies: the page of companies first, then one
-aggregate per kind of fact (sync states, record counts, active runs) over that page's
-realms. Tokens are never selected, so they cannot leak into a page.
+of queries whatever the number of companies: the counts, the page of companies, then one
+query per kind of fact (sync states, record counts, active runs) over that page's realms.
+Tokens are never selected, so they cannot leak into a page.
 """
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-from sqlalchemy import Select, case, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select, union_all
 
 from ..extensions import db
 from ..sync.specs import SPECS
 from ..models import (
-    Company, ConnectionState, Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState, SyncStatus,
+    COMPANY_NAME_ORDER, Company, ConnectionState, Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState,
+    SyncStatus,
 )
 
 # Object types in sync order (customers before invoices), with their display names.
@@ -29,6 +30,8 @@ ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 # The "failing" filter is not a connection state but what an operator looks for first.
 FAILING = "failing"
 STATE_FILTERS: tuple[str, ...] = tuple(s.value for s in ConnectionState) + (FAILING,)
+# Filters that only match companies needing attention: their page is simply by name.
+ATTENTION_ONLY_FILTERS = (FAILING, ConnectionState.RECONNECT_REQUIRED.value)
 
 
 class OverviewError(ValueError):
@@ -257,12 +260,14 @@ def backfill_progress(synced: int, total: Optional[int], started_at: Optional[da
                     time_left=estimate_time_left(synced, total, started_at, now))
 
 
-def object_status(object_type: str, label: str, state: Optional[SyncState], queued: bool,
+def object_status(object_type: str, label: str, state, queued: bool,
                   run_started_at: Optional[datetime], record_count: int, now: datetime) -> ObjectStatus:
     """Decide what an operator sees for one object type.
 
-    A sync that is running wins over a queued run (it is the queued run, started), which
-    wins over the last outcome, so a pressed Retry shows at once as "Queued".
+    ``state`` is its sync_state (a row with the ``_STATE_COLUMNS``, or a SyncState), None
+    before the first sync. A sync that is running wins over a queued run (it is the queued
+    run, started), which wins over the last outcome, so a pressed Retry shows at once as
+    "Queued".
     """
     status = state.status if state else None
     if status is SyncStatus.IN_PROGRESS:
@@ -295,21 +300,43 @@ def object_status(object_type: str, label: str, state: Optional[SyncState], queu
 
 _COMPANY_COLUMNS = (Company.source_id, Company.name, Company.connection_state, Company.connection_error,
                     Company.next_sync_at)
+# What object_status reads of a sync_state (the resume cursors stay out).
+_STATE_COLUMNS = (SyncState.company_source_id, SyncState.object_type, SyncState.status,
+                  SyncState.is_initial_backfill_completed, SyncState.initial_attempt_time,
+                  SyncState.last_attempt_time, SyncState.last_successful_sync_time, SyncState.records_synced,
+                  SyncState.records_total, SyncState.error_message, SyncState.error_kind, SyncState.attempts,
+                  SyncState.last_failed_at)
 
 
-def _has_failure():
+def _failed_realms() -> Select:
+    return select(SyncState.company_source_id).where(SyncState.status == SyncStatus.FAILED)
+
+
+def _has_failure(failed_realms=None):
     """Whether the company has a failed sync.
 
     Written as ``IN (realms with a failure)`` rather than a correlated EXISTS: PostgreSQL
     reads the failed states once into a hash instead of probing sync_state per company,
-    which matters for the counts and the ordering that look at every company.
+    which matters for the filter and the ordering that look at every company. A statement
+    that asks more than once passes the realms as one CTE, so they are read only once.
     """
-    return Company.source_id.in_(select(SyncState.company_source_id)
-                                 .where(SyncState.status == SyncStatus.FAILED))
+    if failed_realms is None:
+        return Company.source_id.in_(_failed_realms())
+    return Company.source_id.in_(select(failed_realms.c.company_source_id))
+
+
+def _needs_attention(failed_realms=None):
+    return or_(Company.connection_state == ConnectionState.RECONNECT_REQUIRED, _has_failure(failed_realms))
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _matches_search(search: str):
+    pattern = f"%{_escape_like(search.lower())}%"
+    return or_(func.lower(Company.name).like(pattern, escape="\\"),
+               func.lower(Company.source_id).like(pattern, escape="\\"))
 
 
 def _filtered(stmt: Select, query: CompaniesQuery) -> Select:
@@ -318,25 +345,67 @@ def _filtered(stmt: Select, query: CompaniesQuery) -> Select:
     elif query.state:
         stmt = stmt.where(Company.connection_state == ConnectionState(query.state))
     if query.search:
-        pattern = f"%{_escape_like(query.search.lower())}%"
-        stmt = stmt.where(or_(func.lower(Company.name).like(pattern, escape="\\"),
-                              func.lower(Company.source_id).like(pattern, escape="\\")))
+        stmt = stmt.where(_matches_search(query.search))
     return stmt
 
 
-def _state_counts() -> StateCounts:
-    rows = db.session.execute(
-        select(Company.connection_state, func.count(),
-               func.count().filter(_has_failure()))
-        .group_by(Company.connection_state)).all()
-    return StateCounts(by_state={str(state): count for state, count, _ in rows},
-                       failing=sum(int(failing) for _, _, failing in rows))
+def _counts(query: CompaniesQuery) -> tuple[StateCounts, int]:
+    """Count companies per state, the failing ones, and those the query matches, in one query.
+
+    The failing total is counted on sync_state alone (a failed state always has its
+    company), so no company needs a lookup in the set of failed realms; only a search
+    among failing companies does.
+    """
+    failing_total = (select(func.count(distinct(SyncState.company_source_id)))
+                     .where(SyncState.status == SyncStatus.FAILED).scalar_subquery())
+    columns = [Company.connection_state, func.count(), failing_total]
+    if query.search:
+        matched = _matches_search(query.search)
+        columns.append(func.count().filter(and_(matched, _has_failure()) if query.state == FAILING else matched))
+    rows = db.session.execute(select(*columns).group_by(Company.connection_state)).all()
+    by_state = {str(row[0]): row[1] for row in rows}
+    failing = rows[0][2] if rows else 0
+    if query.search:
+        matching = sum(row[3] for row in rows if query.state in (None, FAILING) or str(row[0]) == query.state)
+    elif query.state == FAILING:
+        matching = failing
+    else:
+        matching = by_state.get(query.state, 0) if query.state else sum(by_state.values())
+    return StateCounts(by_state=by_state, failing=failing), matching
 
 
-def _sync_states(realms: Sequence[str]) -> dict[str, dict[str, SyncState]]:
-    found: dict[str, dict[str, SyncState]] = defaultdict(dict)
+def _page_rows(query: CompaniesQuery, offset: int) -> Sequence:
+    """Read one page of companies: those needing attention first, then the others, by name.
+
+    Each group is read in the order of ix_company_name_order and only as far as the page
+    reaches, so a page costs an index walk of (offset + page size) rows, not a sort of
+    every company.
+    """
+    name_key = COMPANY_NAME_ORDER[0].label("name_key")
+
+    def group(rank: int, condition) -> Select:
+        stmt = _filtered(select(literal(rank).label("rank"), *_COMPANY_COLUMNS, name_key), query)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        return select(stmt.order_by(*COMPANY_NAME_ORDER).limit(offset + query.per_page).subquery())
+
+    if query.state in ATTENTION_ONLY_FILTERS:
+        groups = [group(0, None)]
+    else:
+        failed = _failed_realms().cte("failed_realms")
+        groups = [group(0, _needs_attention(failed)), group(1, not_(_needs_attention(failed)))]
+    page = union_all(*groups).subquery()
+    return db.session.execute(
+        select(*(page.c[c.key] for c in _COMPANY_COLUMNS))
+        .order_by(page.c.rank, page.c.name_key, page.c.source_id)
+        .limit(query.per_page).offset(offset)).all()
+
+
+def _sync_states(realms: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Read the page's sync states as plain rows: building ORM objects cost more than the query."""
+    found: dict[str, dict[str, Any]] = defaultdict(dict)
     if realms:
-        for state in db.session.scalars(select(SyncState).where(SyncState.company_source_id.in_(realms))):
+        for state in db.session.execute(select(*_STATE_COLUMNS).where(SyncState.company_source_id.in_(realms))):
             found[state.company_source_id][state.object_type] = state
     return found
 
@@ -364,7 +433,7 @@ def _active_runs(realms: Sequence[str]) -> dict[str, list[SyncRun]]:
     return found
 
 
-def _objects(realm: str, states: dict[str, SyncState], runs: Iterable[SyncRun],
+def _objects(realm: str, states: dict[str, Any], runs: Iterable[SyncRun],
              counts: dict[tuple[str, str], int], now: datetime) -> tuple[ObjectStatus, ...]:
     runs = list(runs)
     result = []
@@ -383,20 +452,14 @@ def _summary(row, states, runs, counts, now) -> CompanySummary:
 
 
 def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
-    """Build one page of the companies list in six queries, whatever its size.
+    """Build one page of the companies list in five queries, whatever its size.
 
     Companies that need attention (a failed sync, or reconnect required) come first.
     """
-    counts = _state_counts()
-    matching = db.session.scalar(_filtered(select(func.count()).select_from(Company), query)) or 0
+    counts, matching = _counts(query)
     pages = max(1, math.ceil(matching / query.per_page))
     page = min(query.page, pages)
-    attention = case((or_(Company.connection_state == ConnectionState.RECONNECT_REQUIRED, _has_failure()), 0),
-                     else_=1)
-    rows = db.session.execute(
-        _filtered(select(*_COMPANY_COLUMNS), query)
-        .order_by(attention, func.lower(func.coalesce(Company.name, "")), Company.source_id)
-        .limit(query.per_page).offset((page - 1) * query.per_page)).all()
+    rows = _page_rows(query, offset=(page - 1) * query.per_page)
     realms = [row.source_id for row in rows]
     states, records, runs = _sync_states(realms), _record_counts(realms), _active_runs(realms)
     companies = tuple(_summary(row, states.get(row.source_id, {}), runs.get(row.source_id, ()), records, now)

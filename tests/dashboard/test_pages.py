@@ -273,3 +273,45 @@ def test_pages_load_htmx_and_our_script_without_inline_code(signed_in):
     assert re.search(r"<script(?![^>]*\bsrc=)", html) is None  # no inline script
     assert " style=" not in html and "<style" not in html
     assert "onclick" not in html
+
+
+def test_pages_list_companies_needing_attention_first_then_by_name_across_page_boundaries(signed_in, app):
+    """Each page reads both groups only as far as it reaches: the order must still be global."""
+    names = ["alpha", "Bravo", None, "charlie", "ALPHA", "delta", "Echo", "echo", "foxtrot", "Golf"]
+    expected = []
+    with app.app_context():
+        for i in range(130):
+            realm, name = f"{500 + i}", names[i % len(names)]
+            name = f"{name} {i % 13:02d}" if name else None
+            state = ConnectionState.RECONNECT_REQUIRED if i % 11 == 0 else ConnectionState.CONNECTED
+            make.company(realm, name, state)
+            failing = i % 4 == 0
+            make.sync_state(realm, "invoice", SyncStatus.FAILED if failing else SyncStatus.SUCCEEDED,
+                            error_message="boom" if failing else None)
+            attention = failing or state is ConnectionState.RECONNECT_REQUIRED
+            expected.append((0 if attention else 1, (name or "").lower(), realm, name or f"Company {realm}"))
+    listed = [name for n in (1, 2, 3) for name in rows(text(signed_in.get(f"/?page={n}")))]
+    assert listed == [display for *_, display in sorted(expected)]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("q=alp", ["Alpha", "Alpine", "Alps"]),  # all three need attention
+    ("q=alp&state=failing", ["Alpha", "Alps"]),
+    ("q=alp&state=connected", ["Alpha"]),
+    ("q=alp&state=disconnected", ["Alps"]),
+    ("state=failing", ["Alpha", "Alps"]),
+    ("state=connected", ["Alpha", "Beta"]),
+])
+def test_counts_match_what_each_filter_lists(signed_in, app, query, expected):
+    with app.app_context():
+        make.company("1", "Alpha")
+        make.sync_state("1", "invoice", SyncStatus.FAILED, error_message="x")
+        make.sync_state("1", "customer", SyncStatus.FAILED, error_message="y")  # still one failing company
+        make.company("2", "Alpine", ConnectionState.RECONNECT_REQUIRED)
+        make.company("3", "Beta")
+        make.company("4", "Alps", ConnectionState.DISCONNECTED)
+        make.sync_state("4", "customer", SyncStatus.FAILED, error_message="z")
+    html = text(signed_in.get(f"/?{query}"))
+    assert rows(html) == expected
+    assert f"Showing 1–{len(expected)} of {len(expected)}" in html
+    assert "4 companies" in html and "2 with a failed sync" in html
