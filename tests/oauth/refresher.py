@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from urllib.parse import parse_qs
 
 from tests.oauth.herd import ask_for_token
@@ -25,12 +26,14 @@ PRELOAD = ["flask", "sqlalchemy", "flask_sqlalchemy", "flask_migrate", "flask_wt
 
 
 class HeldRefreshAnswer:
-    """Wrap the simulator's WSGI app; once armed, hold its answer to the next refresh grant."""
+    """Wrap the simulator's WSGI app; once armed, hold its answer to the next refresh grant.
+    ``paths`` counts every request by path."""
 
     def __init__(self, sandbox_app) -> None:
         self._app = sandbox_app
         self._inner = sandbox_app.wsgi_app
         sandbox_app.wsgi_app = self
+        self.paths: Counter[str] = Counter()
         self._armed = False
         self._answered = threading.Event()
         self._released = threading.Event()
@@ -53,6 +56,7 @@ class HeldRefreshAnswer:
         self._app.wsgi_app = self._inner
 
     def __call__(self, environ, start_response):
+        self.paths[environ.get("PATH_INFO")] += 1
         if not self._armed or environ.get("PATH_INFO") != TOKEN_PATH:
             return self._inner(environ, start_response)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -105,6 +109,12 @@ class Refresher:
         os.kill(self.pid, signal.SIGKILL)
         self.process.join(10)
         assert self.process.exitcode == -signal.SIGKILL, self.process.exitcode
+
+    def close(self) -> None:
+        """Kill it if it still runs (a failed test must not leave a stopped lock holder)."""
+        if self.process.is_alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.join(10)
 
     def result(self, timeout: float = 30.0) -> tuple[str, str]:
         answer = self.results.get(timeout=timeout)

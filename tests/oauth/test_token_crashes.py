@@ -3,10 +3,12 @@
 R3: killed after Intuit answered and before the commit, with the old refresh token still
 valid (Intuit's 24 h grace) and dead (strict single use). R4: the lock of the killed
 holder is free at once. R5: a holder paused past its lock's life cannot write late.
+R9: Disconnect clicked while Intuit answers a refresh.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import timedelta
 
@@ -16,13 +18,14 @@ from sqlalchemy import update
 from dashboard.integrations import TokenSet
 from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
 from dashboard.models import Company, ConnectionState, RunStatus, SyncRun, utcnow
-from dashboard.services import tokens
+from dashboard.services import connections, tokens
 from dashboard.services.sync_runner import schedule_due_companies
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 from tests.oauth.refresher import HeldRefreshAnswer, Refresher
 
 INCIDENTS = 20
 GRACE_24H = 86_400
+REVOKE_PATH = "/v2/oauth2/tokens/revoke"
 
 
 @pytest.fixture
@@ -30,6 +33,20 @@ def held(qbo):
     gate = HeldRefreshAnswer(qbo.app)
     yield gate
     gate.remove()
+
+
+@pytest.fixture
+def start_refresher():
+    """Start refreshers; kill any left at the end, even a stopped one, whatever the outcome."""
+    started: list[Refresher] = []
+
+    def start(env: dict, realm: str) -> Refresher:
+        started.append(Refresher(env, realm))
+        return started[-1]
+
+    yield start
+    for refresher in started:
+        refresher.close()
 
 
 def _child_env(app, qbo, **extra: str) -> dict:
@@ -45,9 +62,9 @@ def _snapshot(company: Company) -> tuple:
     return company.token_version, company.access_token, company.refresh_token, company.connection_state
 
 
-def _kill_after_intuit_answered(held, env, realm) -> None:
+def _kill_after_intuit_answered(held, start_refresher, env, realm) -> None:
     held.arm()
-    refresher = Refresher(env, realm)
+    refresher = start_refresher(env, realm)
     held.wait_answered()
     refresher.stop()
     held.release()   # the answer reaches the stopped process, which never reads it
@@ -55,14 +72,15 @@ def _kill_after_intuit_answered(held, env, realm) -> None:
 
 
 @pytest.mark.parametrize("grace", [GRACE_24H, 0], ids=["old-token-still-valid", "old-token-dead"])
-def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, signed_in, db_session, app, grace):
+def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, start_refresher, signed_in,
+                                                           db_session, app, grace):
     qbo.sim.set_refresh_grace(grace)
     env = _child_env(app, qbo)
     for incident in range(INCIDENTS):
         before = _snapshot(stored_company(db_session, company))
         calls = refresh_calls(qbo.sim, company)
         expire_access(db_session, company)
-        _kill_after_intuit_answered(held, env, company)
+        _kill_after_intuit_answered(held, start_refresher, env, company)
 
         # Intuit rotated the refresh token, the dead process saved nothing.
         assert _snapshot(stored_company(db_session, company)) == before
@@ -109,14 +127,14 @@ def _assert_no_retry_loop(qbo, db_session, realm: str, calls: int) -> None:
 
 @pytest.mark.services
 @pytest.mark.parametrize("grace", [GRACE_24H, 0], ids=["old-token-still-valid", "old-token-dead"])
-def test_paused_lock_holder_cannot_write_late(company, qbo, held, db_session, app, grace):
+def test_paused_lock_holder_cannot_write_late(company, qbo, held, start_refresher, db_session, app, grace):
     """R5: PostgreSQL ends the paused holder's session after TOKEN_LOCK_IDLE_TIMEOUT_SECONDS;
     others refresh meanwhile; resumed, the holder's write is refused, nothing out of order."""
     qbo.sim.set_refresh_grace(grace)
     expire_access(db_session, company)
     version = stored_company(db_session, company).token_version
     held.arm()
-    holder = Refresher(_child_env(app, qbo, TOKEN_LOCK_IDLE_TIMEOUT_SECONDS="2"), company)
+    holder = start_refresher(_child_env(app, qbo, TOKEN_LOCK_IDLE_TIMEOUT_SECONDS="2"), company)
     held.wait_answered()
     holder.stop()
     held.release()
@@ -148,6 +166,41 @@ def test_paused_lock_holder_cannot_write_late(company, qbo, held, db_session, ap
         assert open_stored(app, final, "refresh") == _grant_of(qbo.sim, second).refresh_token
     else:
         assert final.connection_state is ConnectionState.RECONNECT_REQUIRED and final.refresh_token is None
+
+
+def test_disconnect_during_a_refresh_leaves_no_token(company, qbo, held, db_session, app):
+    """R9: Disconnect waits for the refresh holding the row lock, then revokes once and
+    erases what the refresh saved."""
+    expire_access(db_session, company)
+    outcome: dict[str, object] = {}
+
+    def in_app(name, call):
+        with app.app_context():
+            try:
+                outcome[name] = call(company)
+            except Exception as exc:  # reported to the assertions below
+                outcome[name] = exc
+
+    held.arm()
+    refresh = threading.Thread(target=in_app, args=("refresh", tokens.get_access_token))
+    refresh.start()
+    held.wait_answered()
+    disconnect = threading.Thread(target=in_app, args=("disconnect", connections.disconnect))
+    disconnect.start()
+    disconnect.join(1.0)
+    assert disconnect.is_alive()  # waiting for the refresher's lock
+    held.release()
+    refresh.join(30)
+    disconnect.join(30)
+    assert isinstance(outcome["refresh"], str) and outcome["disconnect"] is None, outcome
+
+    stored = stored_company(db_session, company)
+    assert stored.connection_state is ConnectionState.DISCONNECTED
+    assert (stored.access_token, stored.refresh_token) == (None, None)
+    assert held.paths[REVOKE_PATH] == 1 and refresh_calls(qbo.sim, company) == 1
+    assert all(g.revoked for g in qbo.sim.oauth.grants.values() if g.realm == company)
+    with pytest.raises(ReconnectRequired, match="disconnected"):
+        tokens.get_access_token(company)
 
 
 def test_write_with_a_stale_version_is_refused(company, db_session, app):

@@ -57,6 +57,9 @@ def test_rotation_moves_tokens_to_the_newest_key():
     assert not both.is_current(sealed)
     rotated = both.rotate("111", "refresh", sealed)
     assert both.is_current(rotated)
+    # MultiFernet.rotate keeps the creation time (S1): rotation does not make tokens look new.
+    assert Fernet(NEW.encode()).extract_timestamp(rotated.encode()) == \
+        Fernet(OLD.encode()).extract_timestamp(sealed.encode())
     assert TokenVault([NEW]).open("111", "refresh", rotated) == "RT1-secret"
     # Why the new key must be a secondary everywhere first: an old-only reader cannot read it.
     with pytest.raises(VaultError):
