@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Optional, Sequence
 
+from flask import current_app
 from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select, union_all
 
 from ..extensions import db
@@ -84,6 +85,16 @@ class ObjectStatus:
 
 
 @dataclass(frozen=True)
+class NextSync:
+    """What an operator can expect of a connected company's next scheduled sync."""
+
+    # One of: at (expected at ``at``), due (the next scheduler tick takes it),
+    # after_backfill (incremental syncs start once the initial backfill is done).
+    kind: str
+    at: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
 class CompanySummary:
     """One row of the companies page."""
 
@@ -91,7 +102,8 @@ class CompanySummary:
     name: Optional[str]
     connection_state: ConnectionState
     connection_error: Optional[str]
-    next_sync_at: Optional[datetime]
+    # None while the company is not connected: nothing is scheduled for it.
+    next_sync: Optional[NextSync]
     objects: tuple[ObjectStatus, ...]
 
     @property
@@ -260,6 +272,24 @@ def backfill_progress(synced: int, total: Optional[int], started_at: Optional[da
                     time_left=estimate_time_left(synced, total, started_at, now))
 
 
+def next_sync(connection_state: ConnectionState, scheduled_at: Optional[datetime],
+              objects: Sequence[ObjectStatus], interval: timedelta, now: datetime) -> Optional[NextSync]:
+    """Say when the next scheduled sync of a company is to be expected.
+
+    The scheduler's slot once it has given the company one; before its first tick, the
+    oldest last success plus the interval. A slot in the past is due at the next tick.
+    """
+    if connection_state is not ConnectionState.CONNECTED:
+        return None
+    if not objects or not all(o.backfill_done for o in objects):
+        return NextSync("after_backfill")
+    last_success = min((o.last_success_at for o in objects if o.last_success_at), default=None)
+    expected = scheduled_at or (last_success + interval if last_success else None)
+    if expected is None or expected <= now:
+        return NextSync("due")
+    return NextSync("at", expected)
+
+
 def object_status(object_type: str, label: str, state, queued: bool,
                   run_started_at: Optional[datetime], record_count: int, now: datetime) -> ObjectStatus:
     """Decide what an operator sees for one object type.
@@ -325,10 +355,6 @@ def _has_failure(failed_realms=None):
     return Company.source_id.in_(select(failed_realms.c.company_source_id))
 
 
-def _needs_attention(failed_realms=None):
-    return or_(Company.connection_state == ConnectionState.RECONNECT_REQUIRED, _has_failure(failed_realms))
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -392,8 +418,9 @@ def _page_rows(query: CompaniesQuery, offset: int) -> Sequence:
     if query.state in ATTENTION_ONLY_FILTERS:
         groups = [group(0, None)]
     else:
-        failed = _failed_realms().cte("failed_realms")
-        groups = [group(0, _needs_attention(failed)), group(1, not_(_needs_attention(failed)))]
+        failing = _has_failure(_failed_realms().cte("failed_realms"))
+        attention = or_(Company.connection_state == ConnectionState.RECONNECT_REQUIRED, failing)
+        groups = [group(0, attention), group(1, not_(attention))]
     page = union_all(*groups).subquery()
     return db.session.execute(
         select(*(page.c[c.key] for c in _COMPANY_COLUMNS))
@@ -445,10 +472,16 @@ def _objects(realm: str, states: dict[str, Any], runs: Iterable[SyncRun],
     return tuple(result)
 
 
-def _summary(row, states, runs, counts, now) -> CompanySummary:
+def _summary(row, states, runs, counts, interval: timedelta, now: datetime) -> CompanySummary:
+    objects = _objects(row.source_id, states, runs, counts, now)
     return CompanySummary(realm=row.source_id, name=row.name, connection_state=row.connection_state,
-                          connection_error=row.connection_error, next_sync_at=row.next_sync_at,
-                          objects=_objects(row.source_id, states, runs, counts, now))
+                          connection_error=row.connection_error,
+                          next_sync=next_sync(row.connection_state, row.next_sync_at, objects, interval, now),
+                          objects=objects)
+
+
+def _sync_interval() -> timedelta:
+    return timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes)
 
 
 def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
@@ -462,7 +495,9 @@ def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
     rows = _page_rows(query, offset=(page - 1) * query.per_page)
     realms = [row.source_id for row in rows]
     states, records, runs = _sync_states(realms), _record_counts(realms), _active_runs(realms)
-    companies = tuple(_summary(row, states.get(row.source_id, {}), runs.get(row.source_id, ()), records, now)
+    interval = _sync_interval()
+    companies = tuple(_summary(row, states.get(row.source_id, {}), runs.get(row.source_id, ()), records, interval,
+                               now)
                       for row in rows)
     return CompaniesPage(query=query, companies=companies, matching=matching, page=page, pages=pages,
                          counts=counts)
@@ -490,7 +525,7 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
                                 .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
                                 .limit(RECENT_RUNS)).all()
     return CompanyDetail(
-        summary=_summary(row, states, active, records, now), connected_at=row.connected_at,
+        summary=_summary(row, states, active, records, _sync_interval(), now), connected_at=row.connected_at,
         disconnected_at=row.disconnected_at, created_at=row.created_at,
         access_token_expires_at=row.access_token_expires_at,
         refresh_token_expires_at=row.refresh_token_expires_at, last_webhook_at=row.last_webhook_at,

@@ -44,6 +44,11 @@ def _when_html(moment, empty="—"):
     return formatting.when_html(moment, utcnow(), empty)
 
 
+@bp.app_template_global("next_sync_html")
+def _next_sync_html(expected):
+    return formatting.next_sync_html(expected, utcnow())
+
+
 @bp.app_template_global("company_url_builder")
 def _company_url_builder():
     """Return a function realm -> URL of the company page, built from one ``url_for``.

@@ -73,6 +73,18 @@ def when_html(moment: Optional[datetime], now: datetime, empty: str = "—") -> 
     return Markup(f'<span class="muted">{escape(empty)}</span>')
 
 
+NEXT_SYNC_TEXT = {"due": "Due now", "after_backfill": "After the backfill"}
+
+
+def next_sync_html(expected, now: datetime) -> Markup:
+    """Return when the next scheduled sync is expected; nothing for a company that is not connected."""
+    if expected is None:
+        return Markup("")
+    if expected.kind == "at":
+        return when_html(expected.at, now)
+    return Markup(escape(NEXT_SYNC_TEXT[expected.kind]))
+
+
 def connection_badge_html(state) -> Markup:
     """Return the badge of a connection state (glyph and label)."""
     key = str(state)

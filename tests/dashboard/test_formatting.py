@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dashboard.models import SyncState, SyncStatus
-from dashboard.services.overview import CompaniesQuery, OverviewError, backfill_progress, estimate_time_left, \
-    object_status
-from dashboard.views.formatting import duration_text, number_text, relative_time, utc_text
+from dashboard.models import ConnectionState, SyncState, SyncStatus
+from dashboard.services.overview import CompaniesQuery, NextSync, OverviewError, backfill_progress, \
+    estimate_time_left, next_sync, object_status
+from dashboard.views.formatting import duration_text, next_sync_html, number_text, relative_time, utc_text
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -95,3 +95,39 @@ def test_query_args_for_links():
 def test_bad_query_args(args):
     with pytest.raises(OverviewError):
         CompaniesQuery.from_args(args)
+
+
+INTERVAL = timedelta(minutes=5)
+
+
+def _synced(last_success, done=True):
+    return [object_status(kind, kind, _state(SyncStatus.SUCCEEDED, done=done, last_successful_sync_time=last_success),
+                          False, None, 0, NOW) for kind in ("customer", "invoice")]
+
+
+@pytest.mark.parametrize("objects, scheduled, expected", [
+    # Before the scheduler's first tick: the oldest last success plus the interval...
+    (_synced(NOW - timedelta(minutes=2)), None, NextSync("at", NOW + timedelta(minutes=3))),
+    # ...or due at the next tick when that is past.
+    (_synced(NOW - timedelta(minutes=9)), None, NextSync("due")),
+    # Once the scheduler gave the company a slot, that slot (past: due).
+    (_synced(NOW - timedelta(minutes=2)), NOW + timedelta(minutes=1), NextSync("at", NOW + timedelta(minutes=1))),
+    (_synced(NOW - timedelta(minutes=2)), NOW - timedelta(seconds=1), NextSync("due")),
+    # Incremental syncs start after the initial backfill, whatever the slot says.
+    (_synced(None, done=False), NOW + timedelta(minutes=1), NextSync("after_backfill")),
+    ([object_status("customer", "Customers", None, True, None, 0, NOW)], None, NextSync("after_backfill")),
+])
+def test_next_sync_of_a_connected_company(objects, scheduled, expected):
+    assert next_sync(ConnectionState.CONNECTED, scheduled, objects, INTERVAL, NOW) == expected
+
+
+@pytest.mark.parametrize("state", [ConnectionState.RECONNECT_REQUIRED, ConnectionState.DISCONNECTED])
+def test_no_next_sync_for_a_company_that_is_not_connected(state):
+    assert next_sync(state, NOW + timedelta(minutes=1), _synced(NOW), INTERVAL, NOW) is None
+
+
+def test_next_sync_text():
+    assert next_sync_html(NextSync("due"), NOW) == "Due now"
+    assert next_sync_html(NextSync("after_backfill"), NOW) == "After the backfill"
+    assert ">in 3 min</time>" in next_sync_html(NextSync("at", NOW + timedelta(minutes=3)), NOW)
+    assert next_sync_html(None, NOW) == ""

@@ -73,7 +73,9 @@ def test_companies_page_shows_each_state_with_failures_first(signed_in, app):
     assert "Reconnect required" in html and "Disconnected" in html
     assert '<span class="block">3 <span class="muted">customers</span>' in html
     assert '<span class="block">2 <span class="muted">invoices</span>' in html  # the deleted one not counted
-    assert "3 min ago" in html and "in 4 min" in html and "Paused" in html
+    assert "3 min ago" in html and "in 4 min" in html
+    assert "After the backfill" in html  # Bravo's backfill never completed
+    assert "Paused" not in html and "Not scheduled" not in html  # nothing for companies not connected
     assert html.count('class="attention"') == 2
     assert "4 companies" in html and "1 with a failed sync" in html
     assert 'scope="col"' in html and 'scope="row"' in html
@@ -238,9 +240,10 @@ def test_company_page_reconnect_required(signed_in, app):
         make.company("100", "Alpha", ConnectionState.RECONNECT_REQUIRED,
                      connection_error="The refresh token was rejected (invalid_grant).")
     html = text(signed_in.get("/companies/100"))
-    assert "syncing has stopped" in html and "(invalid_grant)" in html and 'role="alert"' in html
+    assert "syncing has stopped" in html and "(invalid_grant)" in html
+    assert "Sync status: Reconnect required." in html  # the live summary
     assert 'href="/v1/oauth/reconnect?realm=100">Reconnect QuickBooks</a>' in html
-    assert "Resync now" not in html and "Paused" in html
+    assert "Resync now" not in html and "Next scheduled sync" not in html
 
 
 def test_company_page_disconnected(signed_in, app):
@@ -315,3 +318,29 @@ def test_counts_match_what_each_filter_lists(signed_in, app, query, expected):
     assert rows(html) == expected
     assert f"Showing 1–{len(expected)} of {len(expected)}" in html
     assert "4 companies" in html and "2 with a failed sync" in html
+
+
+def next_sync_cells(html: str) -> dict[str, str]:
+    """Company name -> the text of its "Next sync" cell (the one before the records)."""
+    found = re.findall(r'<a href="/companies/[^"]+">([^<]+)</a>.*?<td>([^\n]*)</td>\s*<td class="num">', html, re.S)
+    return {name: re.sub(r"<[^>]+>", "", cell) for name, cell in found}
+
+
+def test_next_sync_is_expected_before_the_schedulers_first_tick(signed_in, app):
+    now = utcnow()
+    with app.app_context():
+        make.company("100", "Alpha", next_sync_at=None)  # the scheduler has not ticked yet
+        make.healthy("100", at=now - timedelta(minutes=2))
+        make.company("200", "Bravo", next_sync_at=None)
+        make.healthy("200", at=now - timedelta(minutes=9))
+        make.company("300", "Charlie", next_sync_at=None)
+        make.sync_state("300", "customer", SyncStatus.IN_PROGRESS, records_total=10, records_synced=5)
+        make.run("300", RunKind.BACKFILL, RunStatus.RUNNING, started_at=now)
+        make.company("400", "Delta", ConnectionState.RECONNECT_REQUIRED, next_sync_at=None)
+        make.healthy("400")
+    assert next_sync_cells(text(signed_in.get("/"))) == {
+        "Alpha": "in 3 min", "Bravo": "Due now", "Charlie": "After the backfill", "Delta": ""}
+    assert re.search(r"<dt>Next scheduled sync</dt><dd><time [^>]*>in 3 min</time></dd>",
+                     text(signed_in.get("/companies/100")))
+    assert "<dt>Next scheduled sync</dt><dd>After the backfill</dd>" in text(signed_in.get("/companies/300"))
+    assert "Next scheduled sync" not in text(signed_in.get("/companies/400"))
