@@ -5,6 +5,7 @@ Pure functions of ``now`` (tested with plain values); the blueprint registers th
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Optional
 
 from markupsafe import Markup, escape
@@ -68,8 +69,10 @@ OBJECT_GLYPHS = {"synced": "✓", "running": "↻", "queued": "…", "failed": "
 def when_html(moment: Optional[datetime], now: datetime, empty: str = "—") -> Markup:
     """Return a <time> element with relative text and the UTC timestamp as its title."""
     if moment:
-        return Markup(f'<time datetime="{escape(moment.isoformat())}" title="{escape(utc_text(moment))}">'
-                      f'{escape(relative_time(moment, now))}</time>')
+        # Formatted from a datetime: digits, letters and punctuation that need no escaping
+        # (the list renders two of these per row).
+        return Markup(f'<time datetime="{moment.isoformat()}" title="{utc_text(moment)}">'
+                      f'{relative_time(moment, now)}</time>')
     return Markup(f'<span class="muted">{escape(empty)}</span>')
 
 
@@ -85,17 +88,27 @@ def next_sync_html(expected, now: datetime) -> Markup:
     return Markup(escape(NEXT_SYNC_TEXT[expected.kind]))
 
 
+CONNECTION_BADGES = {key: Markup(f'<span class="badge badge-{key}"><span aria-hidden="true">{CONNECTION_GLYPHS[key]}'
+                                  f'</span> {label}</span>')
+                     for key, label in CONNECTION_LABELS.items()}
+
+
 def connection_badge_html(state) -> Markup:
     """Return the badge of a connection state (glyph and label)."""
-    key = str(state)
-    return Markup(f'<span class="badge badge-{escape(key)}"><span aria-hidden="true">{CONNECTION_GLYPHS[key]}'
-                  f'</span> {CONNECTION_LABELS[key]}</span>')
+    return CONNECTION_BADGES[str(state)]
 
 
 def object_badge_html(o, with_label: bool = True) -> Markup:
     """Return the badge of one object type's sync state, with its progress when known."""
     progress = o.progress
-    tail = f" {escape(progress.percent)}%" if progress and progress.percent is not None else ""
-    label = f"{escape(o.label)}: " if with_label else ""
-    return Markup(f'<span class="badge badge-{escape(o.state)}"><span aria-hidden="true">{OBJECT_GLYPHS[o.state]}'
-                  f'</span> {label}{escape(o.state_label)}{tail}</span>')
+    percent = progress.percent if progress else None
+    return _object_badge(o.state, o.label if with_label else None, o.state_label, percent)
+
+
+@lru_cache(maxsize=256)
+def _object_badge(state: str, label: Optional[str], state_label: str, percent: Optional[int]) -> Markup:
+    # A handful of states, object types and percentages: each badge is built once.
+    tail = f" {escape(percent)}%" if percent is not None else ""
+    prefix = f"{escape(label)}: " if label else ""
+    return Markup(f'<span class="badge badge-{escape(state)}"><span aria-hidden="true">{OBJECT_GLYPHS[state]}'
+                  f'</span> {prefix}{escape(state_label)}{tail}</span>')
