@@ -3,7 +3,7 @@
 R3: killed after Intuit answered and before the commit, with the old refresh token still
 valid (Intuit's 24 h grace) and dead (strict single use). R4: the lock of the killed
 holder is free at once. R5: a holder paused past its lock's life cannot write late.
-R9: Disconnect clicked while Intuit answers a refresh.
+R6: Intuit hangs past the OAuth timeout. R9: Disconnect clicked while Intuit answers a refresh.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dashboard.models import Company, ConnectionState, RunStatus, SyncRun, utcno
 from dashboard.services import connections, tokens
 from dashboard.services.sync_runner import schedule_due_companies
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
-from tests.oauth.refresher import HeldRefreshAnswer, Refresher
+from tests.oauth.refresher import TOKEN_PATH, HeldRefreshAnswer, Refresher
 
 INCIDENTS = 20
 GRACE_24H = 86_400
@@ -201,6 +201,42 @@ def test_disconnect_during_a_refresh_leaves_no_token(company, qbo, held, db_sess
     assert all(g.revoked for g in qbo.sim.oauth.grants.values() if g.realm == company)
     with pytest.raises(ReconnectRequired, match="disconnected"):
         tokens.get_access_token(company)
+
+
+@pytest.mark.slow
+def test_hung_token_endpoint_costs_one_call_and_the_valid_token_keeps_serving(company, qbo, held, db_session, app):
+    """R6: Intuit answers a refresh after the 10 s OAuth timeout: one call, the refresh
+    fails as retryable, callers keep the still-valid access token meanwhile, and the lock
+    is free at once afterwards (the late rotation is absorbed by Intuit's grace)."""
+    qbo.sim.set_refresh_grace(GRACE_24H)
+    valid = tokens.get_access_token(company)
+    expire_access(db_session, company, utcnow() + timedelta(minutes=8))  # due ahead, still fresh
+    qbo.sim.inject_fault("slow", target="oauth", delay=11, count=1)
+    reports = []
+
+    def refresh_ahead():
+        with app.app_context():
+            reports.append(tokens.refresh_due_tokens())
+
+    started = time.monotonic()
+    ahead = threading.Thread(target=refresh_ahead)
+    ahead.start()
+    time.sleep(1)
+    assert tokens.get_access_token(company) == valid and time.monotonic() - started < 2
+    assert held.paths[TOKEN_PATH] == 1  # no second call while the first hangs
+    ahead.join(30)
+    assert 10 <= time.monotonic() - started < 12
+    assert (reports[0].refreshed, reports[0].failed, reports[0].reconnect_required) == (0, 1, 0)
+    assert stored_company(db_session, company).connection_state is ConnectionState.CONNECTED
+
+    retried = time.monotonic()
+    assert tokens.refresh_due_tokens().refreshed == 1 and time.monotonic() - retried < 2
+    while refresh_calls(qbo.sim, company) < 2 and time.monotonic() - started < 20:
+        time.sleep(0.1)  # the hung call reaches the simulator's refresh logic after its 11 s
+    time.sleep(0.2)
+    assert refresh_calls(qbo.sim, company) == held.paths[TOKEN_PATH] == 2
+    stored = stored_company(db_session, company)
+    assert open_stored(app, stored, "refresh") == _grant_of(qbo.sim, open_stored(app, stored, "access")).refresh_token
 
 
 def test_write_with_a_stale_version_is_refused(company, db_session, app):
