@@ -63,10 +63,11 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
                  object_type: str | None = None) -> tuple[SyncRun, bool]:
     """Record a sync run (row committed BEFORE its task is queued), then queue it.
 
-    If an active run already covers this company/object, return it with created=False
-    (a double click or a webhook burst never queues twice). An active run that does not
-    cover the request is widened while still queued, or, once running, given a
-    follow-up that it queues when it finishes.
+    If a queued run already covers this company/object, return it with created=False
+    (a double click or a webhook burst never queues twice); one that does not cover the
+    request is widened. A running run may have read before the change that prompted
+    this request, so it is given one follow-up run (merged, however many requests come)
+    that it queues when it finishes.
     """
     check_object_type(object_type)
     kind = RunKind(kind)
@@ -75,7 +76,7 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
         connected_company(company_source_id)
         current = active_run(company_source_id)
         if current is not None:
-            if not _covers(current, kind, object_type):
+            if current.status == RunStatus.RUNNING or not _covers(current, kind, object_type):
                 _widen(current, kind, object_type)
                 db.session.commit()
             return current, False

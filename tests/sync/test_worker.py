@@ -70,6 +70,47 @@ def test_requested_sync_runs_on_the_consumer_and_is_not_queued_twice(qbo_app, sa
     assert db.session.execute(select(func.count()).select_from(SyncRun)).scalar_one() == 1
 
 
+def test_a_change_notified_while_a_run_is_running_gets_a_follow_up_run(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=36, customers=1500, invoices=4000)
+    connect(sim, realm)
+    sim.set_latency(1.0)  # the invoices' pages keep the run busy well after the customers are read
+    run = sync_jobs.request_initial_sync(realm)
+    customer_id = sim.records(realm, "Customer")[0]["Id"]
+    with consumer(workers=2):
+        wait_for(lambda: _state(realm, "customer").is_initial_backfill_completed, 60, "the customers' backfill")
+        # The customers were read; the run goes on with the invoices. Now a customer changes
+        # and Intuit notifies us: the running run cannot see it, so it must not absorb it.
+        sim.update_customer(realm, customer_id, DisplayName="Renamed while the run was running")
+        same, created = sync_jobs.request_sync(realm, kind=RunKind.INCREMENTAL, trigger="webhook",
+                                               object_type="customer")
+        assert same.id == run.id and not created
+        assert _run(run.id).status == RunStatus.RUNNING, "the run ended too early for this test"
+        again, created = sync_jobs.request_sync(realm, kind=RunKind.INCREMENTAL, trigger="webhook",
+                                                object_type="customer")
+        assert again.id == run.id and not created  # a burst still adds one follow-up
+        wait_for(lambda: len(_runs(realm)) == 2 and sync_jobs.active_run(realm) is None, 90,
+                 "the run and its follow-up")
+    first, followup = _runs(realm)
+    assert first.status == followup.status == RunStatus.SUCCEEDED
+    assert (followup.kind, followup.trigger) == (RunKind.INCREMENTAL, "followup")
+    stored = db.session.execute(select(Customer).where(Customer.company_source_id == realm,
+                                                       Customer.source_id == str(customer_id))).scalar_one()
+    assert stored.display_name == "Renamed while the run was running"
+    assert_equal_to_source(sim, realm)
+
+
+def _state(realm, object_type):
+    return db.session.execute(select(SyncState).where(SyncState.company_source_id == realm,
+                                                      SyncState.object_type == object_type)).scalar_one_or_none() \
+        or SyncState(is_initial_backfill_completed=False)
+
+
+def _runs(realm):
+    return db.session.execute(select(SyncRun).where(SyncRun.company_source_id == realm)
+                              .order_by(SyncRun.id)).scalars().all()
+
+
 def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, monkeypatch):
     monkeypatch.setattr(run_sync.task_class, "default_retry_delay", 0.1)
     sim = sandbox_server.sim
