@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import random
 import threading
 from datetime import timedelta
 
@@ -107,6 +108,39 @@ def test_access_token_is_cached_encrypted_in_redis_until_five_minutes_before_exp
     db_session.execute(update(Company).values(access_token_expires_at=utcnow()))
     db_session.commit()
     assert tokens.get_access_token(company) == token and refresh_calls(qbo.sim, company) == 0
+
+
+def test_strict_rotation_soak_with_random_concurrency(company, qbo, db_session, app):
+    """R2, small: 200 rounds against a strict Intuit (a superseded refresh token dies at
+    once); each round 1-6 threads enter at once by the three ways a refresh starts (due
+    token, 401, periodic): one refresh per round, never invalid_grant, the chain intact."""
+    rng = random.Random(7)
+    entries = {"due": lambda stale: tokens.get_access_token(company),
+               "401": lambda stale: tokens.force_refresh(company, stale),
+               "periodic": lambda stale: tokens.refresh_due_tokens() and None}
+    for round_number in range(1, 201):
+        stale = tokens.get_access_token(company)
+        expire_access(db_session, company)
+        chosen = [rng.choice(list(entries)) for _ in range(rng.randint(1, 6))]
+        barrier, answers = threading.Barrier(len(chosen)), []
+
+        def ask(entry: str) -> None:
+            with app.app_context():
+                barrier.wait(10)
+                answers.append(entries[entry](stale))
+
+        threads = [threading.Thread(target=ask, args=(entry,)) for entry in chosen]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(answers) == len(chosen) and len({a for a in answers if a is not None}) <= 1, chosen
+        assert refresh_calls(qbo.sim, company) == round_number, chosen
+    requests = qbo.sim.token_requests(company)["requests"]
+    assert requests.get("refresh_token_failed", 0) == 0
+    stored = stored_company(db_session, company)
+    assert stored.connection_state is ConnectionState.CONNECTED
+    assert open_stored(app, stored, "refresh") == _grant(qbo.sim, company).refresh_token
 
 
 def test_force_refresh_after_401_refreshes_once(company, qbo, db_session):
