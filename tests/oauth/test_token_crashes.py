@@ -78,6 +78,7 @@ def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, s
     env = _child_env(app, qbo)
     for incident in range(INCIDENTS):
         before = _snapshot(stored_company(db_session, company))
+        version = before[0]
         calls = refresh_calls(qbo.sim, company)
         expire_access(db_session, company)
         _kill_after_intuit_answered(held, start_refresher, env, company)
@@ -94,7 +95,7 @@ def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, s
             now = stored_company(db_session, company)
             grant = _grant_of(qbo.sim, token)
             assert now.connection_state is ConnectionState.CONNECTED
-            assert now.token_version == before[0] + 1
+            assert now.token_version == version + 1
             assert open_stored(app, now, "refresh") == grant.refresh_token  # the rotated one, recovered
             assert open_stored(app, now, "access") == token
         else:
@@ -104,7 +105,7 @@ def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, s
             now = stored_company(db_session, company)
             assert now.connection_state is ConnectionState.RECONNECT_REQUIRED
             assert "invalid_grant" in now.connection_error and "interrupted" in now.connection_error
-            _assert_no_retry_loop(qbo, db_session, company, calls + 2)
+            _assert_no_retry_loop(qbo, company, calls + 2)
         assert refresh_calls(qbo.sim, company) == calls + 2, f"incident {incident}"
 
         if not grace:  # an operator reconnects; the next incident starts from a good grant
@@ -113,7 +114,7 @@ def test_refresher_killed_between_intuit_answer_and_commit(company, qbo, held, s
             db_session.commit()
 
 
-def _assert_no_retry_loop(qbo, db_session, realm: str, calls: int) -> None:
+def _assert_no_retry_loop(qbo, realm: str, calls: int) -> None:
     """Every way a token is asked for stops at the mark, and the scheduler skips the company."""
     for _ in range(3):
         with pytest.raises(ReconnectRequired):
