@@ -84,7 +84,7 @@ class CompanySync:
                 self._sync_one(spec, specs)
             except SyncError as exc:
                 db.session.rollback()
-                self._fail(spec, exc, final_attempt)
+                self._fail(spec, exc, final_attempt or not exc.retryable)
                 raise
             except SQLAlchemyError as exc:
                 db.session.rollback()

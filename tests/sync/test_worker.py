@@ -152,6 +152,7 @@ def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
     assert run.attempts == 1  # no retries: only a person can fix it
     state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
     assert state.error_kind == "reconnect_required" and "Reconnect" in state.error_message
+    assert state.status == SyncStatus.FAILED  # not "retrying": nothing will retry it
 
 
 def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
