@@ -1,11 +1,15 @@
 """Flask commands: ``flask --app wsgi <command>``."""
 from __future__ import annotations
 
+import ctypes
+import os
 import sys
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+
+M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
 
 
 def register(app: Flask) -> None:
@@ -42,6 +46,24 @@ def create_operator(username: str, reset: bool) -> None:
     click.echo(f"Operator {username!r} {'updated' if reset else 'created'}.")
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas before the consumer starts its threads.
+
+    By default each thread that allocates may get an arena of its own (up to 8 per core),
+    and an arena keeps its high-water mark. With pages parsed in four fetch threads the
+    worker's peak RSS grew with the length of a backfill (1.26x at 10x the records);
+    with two arenas it stays at 1.16x, at the same speed. MALLOC_ARENA_MAX, when set,
+    is left to glibc.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
 @click.command()
 @with_appcontext
 @click.option("-w", "--workers", default=4, show_default=True, help="Worker threads.")
@@ -55,6 +77,7 @@ def worker(workers: int, no_periodic: bool) -> None:
     from . import tasks  # noqa: F401  (declares the tasks on the Huey instance)
 
     queue.set_app(current_app._get_current_object())
+    limit_malloc_arenas()
     config = ConsumerConfig(workers=workers, worker_type="thread", periodic=not no_periodic,
                             check_worker_health=True, scheduler_interval=1)
     config.validate()  # logging is already configured by the app (one line per record)
