@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -38,28 +37,21 @@ def live_app(app, simulator):
     The port must be known before the app is built (it is in QBO_REDIRECT_URI), so the
     server starts with a placeholder that forwards to the app once it exists.
     """
-    from werkzeug.serving import make_server
-
     from dashboard import create_app, queue
+    from tests.support.live import served_over_http
 
     holder: dict = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    server.daemon_threads = True
-    base = f"http://127.0.0.1:{server.server_port}"
-    redirect_uri = f"{base}/v1/oauth/callback/qbo"
-    simulator.sim.configure(redirect_uris=[redirect_uri])
-    environ = {**os.environ, **simulator.urls(), "QBO_CLIENT_ID": "sandbox-client-id",
-               "QBO_CLIENT_SECRET": "sandbox-client-secret", "QBO_REDIRECT_URI": redirect_uri}
-    holder["app"] = create_app({}, environ=environ)
-    queue.set_app(holder["app"])  # tasks run in this app's context (the simulator's URLs)
-    thread = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        server.shutdown()
-        server.server_close()
-        queue.set_app(app)
+    with served_over_http(lambda environ, start: holder["app"](environ, start)) as base:
+        redirect_uri = f"{base}/v1/oauth/callback/qbo"
+        simulator.sim.configure(redirect_uris=[redirect_uri])
+        environ = {**os.environ, **simulator.urls(), "QBO_CLIENT_ID": "sandbox-client-id",
+                   "QBO_CLIENT_SECRET": "sandbox-client-secret", "QBO_REDIRECT_URI": redirect_uri}
+        holder["app"] = create_app({}, environ=environ)
+        queue.set_app(holder["app"])  # tasks run in this app's context (the simulator's URLs)
+        try:
+            yield base
+        finally:
+            queue.set_app(app)
 
 
 @pytest.fixture

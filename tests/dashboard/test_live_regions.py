@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from sqlalchemy import update
 
 from dashboard.models import RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
 from tests.dashboard import factories as make
+from tests.support.live import served_over_http
 
 HX = {"HX-Request": "true"}
 
@@ -51,17 +51,8 @@ def test_companies_page_live_region_holds_only_the_counts(signed_in, app):
 @pytest.fixture
 def served(app):
     """Serve the test app over HTTP on a loopback port; return its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="live-regions-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_over_http(app) as url:
+        yield url
 
 
 @pytest.fixture

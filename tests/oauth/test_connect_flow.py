@@ -6,7 +6,6 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import g
 from sqlalchemy import func, select, text, update
 
 from dashboard.extensions import db
@@ -172,9 +171,6 @@ def test_expired_state_is_rejected(signed_in, qbo, db_session):
 def test_state_from_another_browser_session_is_refused(app, signed_in, qbo, db_session, operator):
     params = _started(signed_in, qbo.sim)  # the attacker's own flow and consent...
     victim = app.test_client()  # ...delivered into another signed-in browser session
-    # db_session keeps an app context pushed, so requests share ``g`` and Flask-Login's
-    # cached user: forget it so each client is seen as its own session.
-    g.pop("_login_user", None)
     page = victim.get("/sign-in").get_data(as_text=True)
     victim.post("/sign-in", data={"username": operator["username"], "password": PASSWORD,
                                   "csrf_token": csrf_token_from(page)})

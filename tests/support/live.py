@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from typing import Iterator
 
 # Short waits: retries inside a page fetch, leases. Production defaults are much longer.
@@ -39,3 +40,19 @@ def running_consumer(workers: int = 2):
         yield consumer
     finally:
         consumer.stop(graceful=True)
+
+
+@contextlib.contextmanager
+def served_over_http(wsgi_app) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread; yield its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()

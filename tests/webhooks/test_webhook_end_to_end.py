@@ -6,19 +6,17 @@ the inbox and runs the incremental sync against the simulator.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Iterator
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from dashboard.extensions import db
 from dashboard.models import Invoice, SyncRun, SyncState
 from sandbox.testing import SandboxServer
 from tests.conftest import ENV
-from tests.support.live import pointed_at_simulator, running_consumer
+from tests.support.live import pointed_at_simulator, running_consumer, served_over_http
 from tests.sync.conftest import assert_equal_to_source, connect
 
 VERIFIER = ENV["QBO_WEBHOOK_VERIFIER_TOKEN"]
@@ -33,15 +31,8 @@ def sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def live_app(app, sandbox) -> Iterator[str]:
     """Our app, pointed at the simulator and served where the simulator can post to it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with pointed_at_simulator(app, sandbox.url), app.app_context():
-            yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_over_http(app) as url, pointed_at_simulator(app, sandbox.url), app.app_context():
+        yield url
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select, update
-from werkzeug.serving import make_server
 
 from dashboard.extensions import db
 from dashboard.models import Company, ConnectionState, RunKind, RunStatus, SyncRun, WebhookDelivery
@@ -15,6 +13,7 @@ from dashboard.queue import huey
 from sandbox.testing import SandboxServer
 from sandbox.webhooks import sign
 from tests.conftest import ENV
+from tests.support.live import served_over_http
 
 VERIFIER = ENV["QBO_WEBHOOK_VERIFIER_TOKEN"]
 REALM, OTHER = "4620816365171234567", "4620816365179999999"
@@ -180,14 +179,8 @@ def test_inbox_survives_a_lost_drain_task(client, companies):
 @pytest.fixture
 def live_app(app) -> Iterator[str]:
     """Serve our app on a loopback port so the simulator can post to it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_over_http(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("fmt", ["legacy", "cloudevents"])
