@@ -75,10 +75,7 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
     with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
         connected_company(company_source_id)
         current = active_run(company_source_id)
-        if current is not None:
-            if current.status == RunStatus.RUNNING or not _covers(current, kind, object_type):
-                _widen(current, kind, object_type)
-                db.session.commit()
+        if current is not None and _extend(current, kind, object_type):
             return current, False
         run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
                       status=RunStatus.QUEUED, trigger=trigger)
@@ -88,13 +85,22 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
     return run, True
 
 
-def _widen(run: SyncRun, kind: RunKind, object_type: str | None) -> None:
+def _extend(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
+    """Make an active run answer the request; False if it ended in the meantime.
+
+    Each write is conditional on the status it was decided for, because a worker may
+    claim or finish the run between our read and our write: a widening that lands after
+    the claim, or a follow-up after the finish, would be lost silently.
+    """
     if run.status == RunStatus.QUEUED:
-        if run.object_type != object_type:
-            run.object_type = None
-        if KIND_RANK[kind] > KIND_RANK[run.kind]:
-            run.kind = kind
-        return
+        if _covers(run, kind, object_type):
+            return True
+        widened = {"object_type": run.object_type if run.object_type == object_type else None,
+                   "kind": max(run.kind, kind, key=KIND_RANK.__getitem__)}
+        if _update_if(run, RunStatus.QUEUED, widened):
+            return True
+        if run.status != RunStatus.RUNNING:  # finished or cancelled meanwhile
+            return False
     checkpoint: dict[str, Any] = dict(run.checkpoint or {})
     followup = checkpoint.get("followup") or {"kind": kind.value, "object_type": object_type}
     if followup.get("object_type") != object_type:
@@ -102,7 +108,16 @@ def _widen(run: SyncRun, kind: RunKind, object_type: str | None) -> None:
     if KIND_RANK[kind] > KIND_RANK[RunKind(followup["kind"])]:
         followup["kind"] = kind.value
     checkpoint["followup"] = followup
-    run.checkpoint = checkpoint
+    return _update_if(run, RunStatus.RUNNING, {"checkpoint": checkpoint})
+
+
+def _update_if(run: SyncRun, status: RunStatus, values: dict[str, Any]) -> bool:
+    """Write ``values`` to the run if it still has ``status``; reload it either way."""
+    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == status)
+                                .values(**values))
+    db.session.commit()
+    db.session.refresh(run)
+    return result.rowcount == 1
 
 
 def enqueue(run: SyncRun) -> None:
