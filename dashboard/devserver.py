@@ -19,31 +19,42 @@ FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 DEMO_USER = "demo"
 
 
-def _demo_password(instance: Path) -> str:
-    path = instance / "demo-operator.txt"
+def _demo_password(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(12)
     path.write_text(password + "\n")
     path.chmod(0o600)
     return password
 
 
-def _prepare() -> str:
+def _shown(password: str, path: Path) -> str:
+    """The demo password for a person at a terminal; where to read it when output is captured.
+
+    Output that goes to a file or a log collector keeps no secret: the password stays in
+    its 0600 file.
+    """
+    if sys.stdout.isatty():
+        return repr(password)
+    return f"from {path}"
+
+
+def _prepare() -> tuple[str, Path]:
     subprocess.run([*FLASK, "db", "upgrade"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     instance = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
-    password = _demo_password(instance)
+    path = instance / "demo-operator.txt"
+    password = _demo_password(path)
     result = subprocess.run([*FLASK, "create-operator", DEMO_USER, "--reset"], cwd=ROOT, input=password + "\n",
                             text=True, capture_output=True)
     if result.returncode != 0:
         subprocess.run([*FLASK, "create-operator", DEMO_USER], cwd=ROOT, input=password + "\n", text=True,
                        check=True, capture_output=True)
-    return password
+    return password, path
 
 
 def main() -> int:
-    password = _prepare()
+    password, path = _prepare()
     children = {
         "simulator": subprocess.Popen([*FLASK, "sandbox", "--port", "3001"], cwd=ROOT),
         "worker": subprocess.Popen([*FLASK, "worker", "--workers", "4"], cwd=ROOT),
@@ -51,7 +62,7 @@ def main() -> int:
                                 cwd=ROOT),
     }
     time.sleep(2)
-    print(f"\n  Dashboard:  http://localhost:3000   (sign in as {DEMO_USER!r} with password {password!r})\n"
+    print(f"\n  Dashboard:  http://localhost:3000   (sign in as {DEMO_USER!r} with password {_shown(password, path)})\n"
           f"  Health:     http://localhost:3000/v1/health\n"
           f"  Simulator:  http://127.0.0.1:3001   (the stand-in for Intuit)\n"
           f"  Click 'Connect QuickBooks' and pick a simulated company. Ctrl-C stops everything.\n", flush=True)
