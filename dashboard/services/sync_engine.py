@@ -252,29 +252,23 @@ class CompanySync:
         db.session.commit()
         self._succeed(spec, result.time or self.clock())
 
-    def _scan_incremental(self, spec: EntitySpec, since: datetime) -> datetime | None:
+    def _scan_incremental(self, spec: EntitySpec, since: datetime | None,
+                          field_name: str = UPDATED) -> datetime | None:
+        """Read and upsert every record with ``field_name >= since`` (all of them when None)."""
         def commit(rows: list[Row], _cursor: ScanCursor, lines: list[str] | None = None) -> None:
             self._write_page(spec, rows, lines)
             self._beat(pages=1, records=len(rows))
             db.session.commit()
 
-        return self._scan(spec, UPDATED, ScanCursor(since), commit)
+        return self._scan(spec, field_name, ScanCursor(since), commit)
 
     def _reconcile(self, spec: EntitySpec) -> datetime | None:
         """Read every record (upserting it) and mark the rows not read as deleted."""
         started_local = utcnow()
-        first = self._scan_incremental_all(spec)
+        first = self._scan_incremental(spec, None, CREATED)
         sync_store.mark_untouched_deleted(spec, self.company, started_local, utcnow())
         db.session.commit()
         return first
-
-    def _scan_incremental_all(self, spec: EntitySpec) -> datetime | None:
-        def commit(rows: list[Row], _cursor: ScanCursor, lines: list[str] | None = None) -> None:
-            self._write_page(spec, rows, lines)
-            self._beat(pages=1, records=len(rows))
-            db.session.commit()
-
-        return self._scan(spec, CREATED, ScanCursor(None), commit)
 
     # -- pages -----------------------------------------------------------------------
     def _write_page(self, spec: EntitySpec, rows: list[Row], lines: list[str] | None = None) -> None:
