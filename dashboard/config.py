@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -85,10 +86,17 @@ class Settings:
     qbo_webhook_verifier_token: str = field(repr=False)
     sync_interval_minutes: int
     huey_sqlite_path: str
+    # Prefix of every Redis key of this deployment (queue, locks, limiter, token cache), so
+    # several deployments (or test runs) can share one Redis without meeting.
+    redis_namespace: str
     uses_simulator: bool
     proxy_fix_hops: int
     tuning: Mapping[str, float] = field(default_factory=dict)
     secret_key_generated: bool = False
+
+    def redis_key(self, *parts: str) -> str:
+        """Return a Redis key (or key prefix) inside this deployment's namespace."""
+        return ":".join(("qbosync", self.redis_namespace, *parts))
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
         return (f"Settings(production={self.production}, database={_redact(self.database_url)}, "
@@ -125,6 +133,13 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type, minim
         raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw}")
+    return value
+
+
+def _namespace(env: Mapping[str, str]) -> str:
+    value = env.get("REDIS_NAMESPACE", "").strip() or "qbosync"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+        raise ConfigError(f"REDIS_NAMESPACE must be 1-64 letters, digits, '.', '_' or '-', got {value!r}")
     return value
 
 
@@ -237,6 +252,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         qbo_webhook_verifier_token=verifier,
         sync_interval_minutes=_number(env, "SYNC_INTERVAL_MINUTES", 5, int, 1),
         huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
+        redis_namespace=_namespace(env),
         uses_simulator=uses_simulator,
         proxy_fix_hops=_number(env, "PROXY_FIX_HOPS", 0, int, 0),
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
