@@ -20,7 +20,8 @@ $(INSTALLED): requirements.txt
 run: $(INSTALLED)  ## Web app (port 3000), worker and Intuit simulator (port 3001) on the embedded default
 	$(PY) -m dashboard.devserver
 
-test: $(INSTALLED)  ## The whole suite, on SQLite + SqliteHuey, then on PostgreSQL + Redis
+test: $(INSTALLED)  ## Import rules, then the whole suite on SQLite + SqliteHuey, then on PostgreSQL + Redis
+	$(VENV)/bin/lint-imports --no-cache
 	TEST_BACKEND=embedded $(PY) -m pytest
 	TEST_BACKEND=services $(PY) -m pytest
 

@@ -34,6 +34,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
     settings = load_config(environ, app.instance_path)
     configure(app, settings, overrides or {})
     register_extensions(app)
+    register_queue(app)
     register_blueprints(app)
     register_security(app)
     register_commands(app)
@@ -101,6 +102,15 @@ def _tune_sqlite(engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+
+def register_queue(app: Flask) -> None:
+    """Build the app's Huey instance from its settings and declare the tasks on it."""
+    from . import queue, tasks
+
+    huey = queue.build_huey(app.config["SETTINGS"])
+    app.extensions[queue.EXTENSION] = huey
+    tasks.install(app, huey)
 
 
 def register_blueprints(app: Flask) -> None:

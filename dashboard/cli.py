@@ -1,15 +1,13 @@
 """Flask commands: ``flask --app wsgi <command>``."""
 from __future__ import annotations
 
-import ctypes
-import os
 import sys
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
+from .tasks.consumer import run_consumer
 
 
 def register(app: Flask) -> None:
@@ -46,24 +44,6 @@ def create_operator(username: str, reset: bool) -> None:
     click.echo(f"Operator {username!r} {'updated' if reset else 'created'}.")
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas before the consumer starts its threads.
-
-    By default each thread that allocates may get an arena of its own (up to 8 per core),
-    and an arena keeps its high-water mark. With pages parsed in four fetch threads the
-    worker's peak RSS grew with the length of a backfill (1.26x at 10x the records);
-    with two arenas it stays at 1.16x, at the same speed. MALLOC_ARENA_MAX, when set,
-    is left to glibc.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (macOS, musl): nothing to tune
-        return
-    libc.mallopt(M_ARENA_MAX, arenas)
-
-
 @click.command()
 @with_appcontext
 @click.option("-w", "--workers", default=4, show_default=True, help="Worker threads.")
@@ -71,20 +51,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
               help="Do not run the scheduler here (run it on exactly one consumer).")
 def worker(workers: int, no_periodic: bool) -> None:
     """Start the Huey consumer that runs syncs (Ctrl-C stops it gracefully)."""
-    from huey.consumer_options import ConsumerConfig
-
-    from . import queue
-    from . import tasks  # noqa: F401  (declares the tasks on the Huey instance)
-
-    queue.set_app(current_app._get_current_object())
-    limit_malloc_arenas()
-    config = ConsumerConfig(workers=workers, worker_type="thread", periodic=not no_periodic,
-                            check_worker_health=True, scheduler_interval=1)
-    config.validate()  # logging is already configured by the app (one line per record)
-    consumer = queue.huey.create_consumer(**config.values)
-    click.echo(f"Worker started: {workers} threads, backend {type(queue.huey).__name__}, "
-               f"scheduler {'off' if no_periodic else 'on'}.")
-    consumer.run()
+    run_consumer(current_app._get_current_object(), workers, periodic=not no_periodic)
 
 
 @click.command()

@@ -1,76 +1,55 @@
-"""The Huey instance, and the wrapper that gives every task an app context.
+"""The Huey instance of an app, built from its validated settings.
 
-Huey binds tasks to its instance when they are declared, so the instance is built at
-import from the same environment the app reads: Redis (``PriorityRedisExpireHuey``:
-task priorities, and locks that expire after a crash, on Redis 7.0) when ``REDIS_URL``
-is set, otherwise ``SqliteHuey`` in ``instance/`` (the embedded default).
+Redis (``PriorityRedisExpireHuey``: task priorities, and locks that expire after a
+crash, on Redis 7.0) when ``REDIS_URL`` is set, otherwise ``SqliteHuey`` in
+``instance/`` (the embedded default). ``create_app`` builds the instance and declares
+the tasks on it (``dashboard.tasks.install``); the worker entry (``dashboard.worker``)
+runs a consumer for it. Nothing here reads the environment or builds an app.
 """
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Callable
 
-from huey import PriorityRedisExpireHuey, SqliteHuey
-from redis import ConnectionPool
+from flask import current_app
+from huey import Huey, PriorityRedisExpireHuey, SqliteHuey
+from werkzeug.local import LocalProxy
 
-from .config import load_config
+from .config import Settings
+from .redis_client import redis_client
 
-INSTANCE_PATH = Path(os.environ.get("INSTANCE_PATH") or Path(__file__).resolve().parent.parent / "instance")
+EXTENSION = "huey"
+RESULTS_KEPT_SECONDS = 24 * 3600
 
 
-def build_huey(settings, name: str):
+def build_huey(settings: Settings) -> Huey:
+    """Return a Huey instance named by the deployment's Redis namespace."""
     if settings.redis_url:
-        # Short timeouts: a dead Redis must fail health checks fast, not hang a worker.
-        pool = ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2,
-                                       socket_timeout=30, health_check_interval=30)
-        return PriorityRedisExpireHuey(name, connection_pool=pool, expire_time=24 * 3600)
+        pool = redis_client(settings.redis_url).connection_pool
+        return PriorityRedisExpireHuey(settings.redis_namespace, connection_pool=pool,
+                                       expire_time=RESULTS_KEPT_SECONDS)
     Path(settings.huey_sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(name, filename=settings.huey_sqlite_path, timeout=10)
+    return SqliteHuey(settings.redis_namespace, filename=settings.huey_sqlite_path, timeout=10)
 
 
-def _settings_from_env():
-    from dotenv import dotenv_values
-
-    env = {**dotenv_values(), **os.environ}
-    return load_config(env, INSTANCE_PATH)
+def app_huey(app) -> Huey:
+    """Return the Huey instance ``create_app`` gave ``app``."""
+    return app.extensions[EXTENSION]
 
 
-settings = _settings_from_env()
-huey = build_huey(settings, os.environ.get("HUEY_NAME", "qbosync"))
-
-_app = None
+# The current app's instance, for code that runs inside an app context (tests, the CLI).
+huey: Huey = LocalProxy(lambda: app_huey(current_app))  # type: ignore[assignment]
 
 
-def set_app(app) -> None:
-    """Use this app for task contexts (the worker and tests call it)."""
-    global _app
-    _app = app
+def in_app_context(app) -> Callable[[Callable], Callable]:
+    """Decorate a task body so that it runs inside ``app``'s context (its settings, database)."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with app.app_context():
+                return fn(*args, **kwargs)
 
+        return wrapper
 
-def get_app():
-    global _app
-    if _app is None:
-        from . import create_app
-
-        _app = create_app()
-    return _app
-
-
-def with_app_context(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with get_app().app_context():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def task(**options):
-    """``huey.task`` whose body runs inside the Flask app context."""
-    return lambda fn: huey.task(**options)(with_app_context(fn))
-
-
-def periodic_task(validate_datetime, **options):
-    return lambda fn: huey.periodic_task(validate_datetime, **options)(with_app_context(fn))
+    return decorate

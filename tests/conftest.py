@@ -65,16 +65,15 @@ def _check_redis() -> None:
         _unavailable(f"Redis at {TEST_REDIS_URL}", exc)
 
 
-# The Huey instance is built when dashboard.queue is imported, from the process
-# environment: it is set once, in pytest_configure, before any test module imports the
-# app (the services run's database name is only known once it has been created).
+# The environment of the run's app (and of the processes tests start), set once in
+# pytest_configure (the services run's database name is only known once it is created).
 ENV = {
     "APP_ENV": "test",
     "DATABASE_URL": f"sqlite:///{TMP / 'test.db'}",
     "SECRET_KEY": "test-secret-key-0123456789abcdef",
     "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEYS,
     "INSTANCE_PATH": str(TMP / "instance"),
-    "HUEY_NAME": f"qbosync-test-{RUN_ID}",
+    "REDIS_NAMESPACE": f"qbosync-test-{RUN_ID}",
     "HUEY_SQLITE_PATH": str(TMP / "huey.db"),
     "QBO_WEBHOOK_VERIFIER_TOKEN": "test-webhook-verifier",
     "SYNC_INTERVAL_MINUTES": "5",
@@ -144,7 +143,7 @@ def _flush_redis_namespace() -> None:
     import redis
 
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = list(client.scan_iter(match=f"*{ENV['HUEY_NAME']}*", count=1000))
+    keys = list(client.scan_iter(match=f"*{ENV['REDIS_NAMESPACE']}*", count=1000))
     if keys:
         client.delete(*keys)
 
@@ -159,12 +158,10 @@ def app():
     from flask_migrate import upgrade
 
     from dashboard import create_app
-    from dashboard import queue
 
     application = create_app({"TESTING": True}, environ=dict(os.environ))
     with application.app_context():
         upgrade()
-    queue.set_app(application)
     _APP = application
     return application
 
@@ -178,7 +175,7 @@ def _clean_state(request):
     from sqlalchemy import text
 
     from dashboard.extensions import db
-    from dashboard.queue import huey
+    from dashboard.queue import app_huey
 
     with _APP.app_context():
         db.session.remove()
@@ -189,7 +186,7 @@ def _clean_state(request):
             else:
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))
-    huey.flush()
+    app_huey(_APP).flush()
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 
-from ..locks import redis_client
 from ..qbo.client import QboClient
+from ..redis_client import redis_client
 from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from ..sync.errors import ReconnectRequired, TokenUnavailable
 from ..sync.policy import RetryPolicy
@@ -18,16 +18,16 @@ _local_limiter: LocalRateLimiter | None = None
 _limiter_guard = threading.Lock()
 
 
-def option(name: str, default: Any, cast=float) -> Any:
-    """Read a tuning knob (validated in ``config.TUNING``; tests override it in app config)."""
-    value = current_app.config.get(name)
-    return default if value is None else cast(value)
+def option(name: str, cast: Callable[[Any], Any] = float) -> Any:
+    """Read a tuning knob: ``config.TUNING`` holds its default and validation; tests
+    override it in the app's config."""
+    return cast(current_app.config[name])
 
 
 def limits() -> Limits:
-    return Limits(per_minute=option("QBO_LIMIT_PER_MINUTE", 500, int),
-                  per_second=option("QBO_LIMIT_PER_SECOND", 10, int),
-                  concurrent=option("QBO_LIMIT_CONCURRENT", 10, int))
+    return Limits(per_minute=option("QBO_LIMIT_PER_MINUTE", int),
+                  per_second=option("QBO_LIMIT_PER_SECOND", int),
+                  concurrent=option("QBO_LIMIT_CONCURRENT", int))
 
 
 def rate_limiter() -> RateLimiter:
@@ -35,9 +35,7 @@ def rate_limiter() -> RateLimiter:
     global _local_limiter
     settings = current_app.config["SETTINGS"]
     if settings.redis_url:
-        from ..queue import huey
-
-        return RedisRateLimiter(redis_client(settings.redis_url), prefix=f"qbosync:{huey.name}:limits:",
+        return RedisRateLimiter(redis_client(settings.redis_url), prefix=settings.redis_key("limits", ""),
                                 limits=limits())
     with _limiter_guard:
         if _local_limiter is None or _local_limiter.limits != limits():
@@ -88,7 +86,7 @@ def build_client(realm: str) -> QboClient:
     settings = current_app.config["SETTINGS"]
     app = current_app._get_current_object()
     tokens = VaultTokens(app, realm)
-    policy = RetryPolicy(retries=option("QBO_HTTP_RETRIES", 4, int), delay=option("QBO_HTTP_RETRY_DELAY", 0.5),
-                         backoff=2.0, max_wait=option("QBO_HTTP_MAX_WAIT", 30.0))
+    policy = RetryPolicy(retries=option("QBO_HTTP_RETRIES", int), delay=option("QBO_HTTP_RETRY_DELAY"),
+                         backoff=2.0, max_wait=option("QBO_HTTP_MAX_WAIT"))
     return QboClient(settings.qbo_api_base_url, realm, tokens.get, tokens.refresh, limiter=rate_limiter(),
-                     policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT", 60.0)))
+                     policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT")))

@@ -16,6 +16,7 @@ from ..extensions import db
 from ..locks import hold
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
 from ..sync.specs import SPECS, dependents
+from .work_queue import work_queue
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,7 @@ def _update_if(run: SyncRun, status: RunStatus, values: dict[str, Any]) -> bool:
 
 def enqueue(run: SyncRun) -> None:
     """Queue the task that executes ``run`` (the row must already be committed)."""
-    # Imported here: tasks sit above services; this one call is the hand-off to the queue.
-    from ..tasks.sync import queue_run
-
-    queue_run(run.id, PRIORITY[run.kind])
+    work_queue().run_sync(run.id, PRIORITY[run.kind])
 
 
 def backfill_pending(company_source_id: str) -> bool:

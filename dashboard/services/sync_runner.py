@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def lease_seconds() -> float:
-    return option("SYNC_LEASE_SECONDS", 60.0)
+    return option("SYNC_LEASE_SECONDS")
 
 
 def engine_options() -> EngineOptions:
-    return EngineOptions(page_size=option("SYNC_PAGE_SIZE", 1000, int),
-                         concurrency=option("SYNC_PAGE_CONCURRENCY", 4, int),
-                         overlap=timedelta(seconds=option("SYNC_OVERLAP_SECONDS", 300.0)),
-                         cdc_cap=option("QBO_CDC_MAX_OBJECTS", 1000, int))
+    return EngineOptions(page_size=option("SYNC_PAGE_SIZE", int),
+                         concurrency=option("SYNC_PAGE_CONCURRENCY", int),
+                         overlap=timedelta(seconds=option("SYNC_OVERLAP_SECONDS")),
+                         cdc_cap=option("QBO_CDC_MAX_OBJECTS", int))
 
 
 class RunFence:

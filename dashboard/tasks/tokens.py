@@ -2,20 +2,27 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
-from huey import crontab
+from flask import Flask
+from huey import Huey, crontab
 
-from .. import queue
+from ..queue import in_app_context
+from ..services.tokens import refresh_due_tokens
 
 log = logging.getLogger(__name__)
 
 
-@queue.periodic_task(crontab(minute="*/5"))
-def refresh_expiring_tokens() -> None:
-    """Refresh tokens ahead of expiry, so idle companies stay connected."""
-    from ..services.tokens import refresh_due_tokens
+def declare(huey: Huey, app: Flask) -> SimpleNamespace:
+    """Declare the token tasks on ``huey``."""
 
-    report = refresh_due_tokens()
-    if report.refreshed or report.reconnect_required or report.failed:
-        log.info("Token refresh ahead of expiry: %d refreshed, %d need reconnecting, %d failed",
-                 report.refreshed, report.reconnect_required, report.failed)
+    @huey.periodic_task(crontab(minute="*/5"))
+    @in_app_context(app)
+    def refresh_expiring_tokens() -> None:
+        """Refresh tokens ahead of expiry, so idle companies stay connected."""
+        report = refresh_due_tokens()
+        if report.refreshed or report.reconnect_required or report.failed:
+            log.info("Token refresh ahead of expiry: %d refreshed, %d need reconnecting, %d failed",
+                     report.refreshed, report.reconnect_required, report.failed)
+
+    return SimpleNamespace(refresh_expiring_tokens=refresh_expiring_tokens)

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..extensions import csrf
 from ..services import webhooks
+from ..services.work_queue import work_queue
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 log = logging.getLogger(__name__)
@@ -47,10 +48,8 @@ def _read_at_most(size: int) -> bytes:
 
 def _queue_drain() -> None:
     """Ask the worker to drain the inbox now; the periodic drain covers a failure here."""
-    from ..tasks.webhooks import drain_webhook_inbox
-
     try:
-        drain_webhook_inbox()
+        work_queue().drain_webhooks()
     except Exception as exc:  # the delivery is stored: answering 200 is right
         log.warning("Could not queue the webhook drain (%s); the periodic drain will", type(exc).__name__)
 

@@ -31,13 +31,13 @@ def simulator():
 
 
 @pytest.fixture
-def live_app(app, simulator):
-    """Serve a dashboard configured for the simulator; return its base URL.
+def live_stack(app, simulator):
+    """Serve a dashboard configured for the simulator; yield its app and base URL.
 
     The port must be known before the app is built (it is in QBO_REDIRECT_URI), so the
     server starts with a placeholder that forwards to the app once it exists.
     """
-    from dashboard import create_app, queue
+    from dashboard import create_app
     from tests.support.live import served_over_http
 
     holder: dict = {}
@@ -47,19 +47,21 @@ def live_app(app, simulator):
         environ = {**os.environ, **simulator.urls(), "QBO_CLIENT_ID": "sandbox-client-id",
                    "QBO_CLIENT_SECRET": "sandbox-client-secret", "QBO_REDIRECT_URI": redirect_uri}
         holder["app"] = create_app({}, environ=environ)
-        queue.set_app(holder["app"])  # tasks run in this app's context (the simulator's URLs)
-        try:
-            yield base
-        finally:
-            queue.set_app(app)
+        yield {"app": holder["app"], "base": base}
 
 
 @pytest.fixture
-def consumer(live_app):
-    """Run a real Huey consumer (2 worker threads) for the test."""
+def live_app(live_stack):
+    return live_stack["base"]
+
+
+@pytest.fixture
+def consumer(live_stack):
+    """Run a real Huey consumer (2 worker threads) for the test, in the served app's context
+    (its tasks use the simulator's URLs)."""
     from tests.support.live import running_consumer
 
-    with running_consumer() as worker:
+    with running_consumer(live_stack["app"]) as worker:
         yield worker
 
 

@@ -61,10 +61,8 @@ def _forget_cached_tokens(app) -> None:
         return
     import redis
 
-    from dashboard.queue import huey
-
     client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(match=f"qbosync:{huey.name}:access-token:*"))
+    keys = list(client.scan_iter(match=settings.redis_key("access-token", "*")))
     if keys:
         client.delete(*keys)
 

@@ -6,6 +6,8 @@ import dataclasses
 import threading
 from typing import Iterator
 
+from dashboard.queue import app_huey
+
 # Short waits: retries inside a page fetch, leases. Production defaults are much longer.
 FAST_KNOBS = {"QBO_HTTP_RETRY_DELAY": 0.01, "QBO_HTTP_MAX_WAIT": 0.05, "QBO_HTTP_RETRIES": 3,
               "SYNC_LEASE_SECONDS": 10, "SYNC_OVERLAP_SECONDS": 300}
@@ -27,12 +29,10 @@ def pointed_at_simulator(app, url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running_consumer(workers: int = 2):
-    """A real Huey consumer in this process (threads; scheduler off, so nothing polls)."""
-    from dashboard import queue
-    from dashboard import tasks  # noqa: F401  (declares the tasks)
-
-    consumer = queue.huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+def running_consumer(app, workers: int = 2):
+    """A real Huey consumer of ``app``'s queue in this process (threads; scheduler off, so
+    nothing polls); its tasks run in ``app``'s context."""
+    consumer = app_huey(app).create_consumer(workers=workers, worker_type="thread", periodic=False,
                                           scheduler_interval=1)
     consumer._set_signal_handlers = lambda: None  # pytest owns the process's signals
     consumer.start()

@@ -43,34 +43,31 @@ def test_backfill_equals_source_with_giant_tie_and_exact_last_page(qbo_app, sand
     assert _queries(sim, realm) == 2 * (1 + 3)
 
 
-def test_failure_mid_backfill_resumes_from_cursor(qbo_app, sandbox_server, app):
+def test_failure_mid_backfill_resumes_from_cursor(qbo_app, sandbox_server, app, monkeypatch):
     sim = sandbox_server.sim
     realm = generate(sim, seed=12, customers=300, invoices=4000, tie_size=50)
     connect(sim, realm)
-    app.config["SYNC_PAGE_CONCURRENCY"] = 1
+    monkeypatch.setitem(app.config, "SYNC_PAGE_CONCURRENCY", 1)
+    sim.reset_stats(realm)
+
+    def fail_after_two_pages(name, done, total):
+        # Page 3 of the invoices then fails more times than the fetch retries.
+        if name == "invoice" and done == 1999:  # 1,000 + 999 (pages overlap by one)
+            sim.inject_fault("500", realm=realm, count=10)
+
     try:
-        sim.reset_stats(realm)
-
-        def fail_after_two_pages(name, done, total):
-            # Page 3 of the invoices then fails more times than the fetch retries.
-            if name == "invoice" and done == 1999:  # 1,000 + 999 (pages overlap by one)
-                sim.inject_fault("500", realm=realm, count=10)
-
-        try:
-            run_now(realm, progress=fail_after_two_pages)
-        except IntuitServerError as exc:
-            assert "500" in str(exc)
-        else:
-            raise AssertionError("the injected failure did not surface")
-        state = _states(realm)["invoice"]
-        assert state.status == SyncStatus.FAILED and "failed after 1 attempt" in state.error_message
-        assert state.records_synced == 1999  # two pages committed
-        sim.clear_faults()
-        before = _queries(sim, realm)
-        run_now(realm)
-        after = _queries(sim, realm)
-    finally:
-        app.config["SYNC_PAGE_CONCURRENCY"] = None
+        run_now(realm, progress=fail_after_two_pages)
+    except IntuitServerError as exc:
+        assert "500" in str(exc)
+    else:
+        raise AssertionError("the injected failure did not surface")
+    state = _states(realm)["invoice"]
+    assert state.status == SyncStatus.FAILED and "failed after 1 attempt" in state.error_message
+    assert state.records_synced == 1999  # two pages committed
+    sim.clear_faults()
+    before = _queries(sim, realm)
+    run_now(realm)
+    after = _queries(sim, realm)
     assert_equal_to_source(sim, realm)
     # Resume: pages 3..5 of the invoices (4,000 = 1,999 + 999 + 999 + 3) and a CDC call for customers.
     assert after - before <= 4

@@ -92,9 +92,9 @@ def test_gap_over_30_days_is_reconciled(qbo_app, sandbox_server):
     assert len(db.session.execute(select(Invoice).where(Invoice.is_deleted.is_(True))).scalars().all()) == 1
 
 
-def test_cdc_cap_falls_back_per_object_type(qbo_app, sandbox_server):
+def test_cdc_cap_falls_back_per_object_type(qbo_app, sandbox_server, monkeypatch):
     sim = sandbox_server.sim
-    qbo_app.config["QBO_CDC_MAX_OBJECTS"] = 5  # Intuit's 1,000, scaled down with the data
+    monkeypatch.setitem(qbo_app.config, "QBO_CDC_MAX_OBJECTS", 5)  # Intuit's 1,000, scaled down with the data
     realm = generate(sim, seed=25, customers=50, invoices=80)
     _backfill(sim, realm)
     sim.configure(cdc_max_objects=5)
@@ -104,10 +104,7 @@ def test_cdc_cap_falls_back_per_object_type(qbo_app, sandbox_server):
     for i in invoices[:6]:
         sim.update_invoice(realm, i["Id"], DocNumber="CAP")
     sim.delete_invoice(realm, invoices[10]["Id"])
-    try:
-        summary = run_now(realm)
-    finally:
-        qbo_app.config["QBO_CDC_MAX_OBJECTS"] = None
+    summary = run_now(realm)
     assert summary.paths == {"customer": "cdc", "invoice": "reconcile"}
     assert_equal_to_source(sim, realm)
 

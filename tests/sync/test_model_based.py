@@ -122,13 +122,10 @@ class SyncMachine(RuleBasedStateMachine):
             assert active_run(self.realm) is None
 
 
-def test_random_histories_end_equal_to_source(qbo_app, sandbox_server):
-    qbo_app.config["SYNC_PAGE_SIZE"] = 7  # many pages, ties longer than a page
-    try:
-        run_state_machine_as_test(
-            lambda: SyncMachine(sandbox_server.sim),
-            settings=settings(max_examples=10, stateful_step_count=14, deadline=None, database=None,
-                              suppress_health_check=list(HealthCheck)))
-    finally:
-        qbo_app.config["SYNC_PAGE_SIZE"] = None
+def test_random_histories_end_equal_to_source(qbo_app, sandbox_server, monkeypatch):
+    monkeypatch.setitem(qbo_app.config, "SYNC_PAGE_SIZE", 7)  # many pages, ties longer than a page
+    run_state_machine_as_test(
+        lambda: SyncMachine(sandbox_server.sim),
+        settings=settings(max_examples=10, stateful_step_count=14, deadline=None, database=None,
+                          suppress_health_check=list(HealthCheck)))
     assert len(FINISHED) >= 10

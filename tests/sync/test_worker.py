@@ -6,37 +6,29 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
 from dashboard.models import Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState, SyncStatus
-from dashboard.queue import huey
+from dashboard import create_app
+from dashboard.models import utcnow
 from dashboard.services import sync_jobs
 from dashboard.services.sync_runner import reap_expired_runs
-from dashboard.tasks.sync import run_sync
-from tests.support.live import FAST_KNOBS
+from tests.support.live import FAST_KNOBS, pointed_at_simulator, running_consumer
 
 from .conftest import assert_equal_to_source, connect, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@contextmanager
-def consumer(workers: int = 4):
-    """Run a Huey consumer with thread workers inside this process."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    c = huey.create_consumer(workers=workers, worker_type="thread", periodic=False, scheduler_interval=1)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop(graceful=True)
-        for s, handler in saved.items():
-            signal.signal(s, handler)
+def consumer(workers: int = 4, app=None):
+    """Run a Huey consumer with thread workers inside this process (the current app's by default)."""
+    return running_consumer(app or current_app._get_current_object(), workers)
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
@@ -111,14 +103,22 @@ def _runs(realm):
                               .order_by(SyncRun.id)).scalars().all()
 
 
-def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, monkeypatch):
-    monkeypatch.setattr(run_sync.task_class, "default_retry_delay", 0.1)
+@pytest.fixture
+def fast_retry_app(qbo_app, sandbox_server):
+    """An app whose sync task retries after 0.1 s: the retry policy comes from its settings."""
+    fast = create_app({"TESTING": True, "SYNC_RETRY_DELAY": 0.1}, environ=dict(os.environ))
+    with pointed_at_simulator(fast, sandbox_server.url):
+        yield fast
+
+
+def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, fast_retry_app):
+    assert fast_retry_app.extensions["tasks"].run_sync.retry_delay == 0.1
     sim = sandbox_server.sim
     realm = generate(sim, seed=32, customers=30, invoices=30)
     connect(sim, realm)
     sim.inject_fault("503", realm=realm, probability=1.0)
     run = sync_jobs.request_initial_sync(realm)
-    with consumer(workers=2):
+    with consumer(workers=2, app=fast_retry_app):
         wait_for(lambda: _run(run.id).status == RunStatus.FAILED, 60, "the final failure")
     run = _run(run.id)
     assert run.attempts == 4 and "HTTP 503" in run.error_message
@@ -156,7 +156,7 @@ def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
 
 
 def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
-    from dashboard.models import Company, utcnow
+    from dashboard.models import Company
     from dashboard.services.sync_runner import schedule_due_companies
 
     sim = sandbox_server.sim
@@ -172,8 +172,8 @@ def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
     now = utcnow()
     assert schedule_due_companies(now, request=record) == []  # new companies get a spread first slot
     slots = dict(db.session.execute(select(Company.source_id, Company.next_sync_at)).all())
-    assert all(now <= slot < now + __import__("datetime").timedelta(minutes=5) for slot in slots.values())
-    later = now + __import__("datetime").timedelta(minutes=6)
+    assert all(now <= slot < now + timedelta(minutes=5) for slot in slots.values())
+    later = now + timedelta(minutes=6)
     assert sorted(schedule_due_companies(later, request=record)) == sorted(realms)
     # A second scheduler at the same instant finds nothing left to claim.
     assert schedule_due_companies(later, request=record) == []
@@ -258,11 +258,10 @@ def test_sigkilled_consumer_run_is_reaped_and_finished(qbo_app, sandbox_server, 
     synced_at_kill = db.session.execute(select(SyncState.records_synced)
                                         .where(SyncState.object_type == "invoice")).scalar_one()
     assert 0 < synced_at_kill < 3000
-    time.sleep(3.5)  # the lease (3 s) runs out
     sim.set_latency(0)
     second = _start_worker(env, tmp_path / "second.log")
     try:
-        assert reap_expired_runs() == [run.id]
+        assert reap_expired_runs(now=utcnow() + timedelta(seconds=3)) == [run.id]  # the lease (3 s) ran out
         wait_for(lambda: _run(run.id).status == RunStatus.SUCCEEDED, 90, "the resumed run")
     finally:
         _stop(second)

@@ -36,8 +36,8 @@ def live_app(app, sandbox) -> Iterator[str]:
 
 
 @pytest.fixture
-def consumer(live_app):
-    with running_consumer() as worker:
+def consumer(app, live_app):
+    with running_consumer(app) as worker:
         yield worker
 
 

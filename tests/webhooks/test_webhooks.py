@@ -167,12 +167,10 @@ def test_disconnected_company_gets_no_sync_but_its_webhook_time(client, companie
     assert db_session.scalar(select(Company.last_webhook_at).where(Company.source_id == REALM)) is not None
 
 
-def test_inbox_survives_a_lost_drain_task(client, companies):
+def test_inbox_survives_a_lost_drain_task(app, client, companies):
     assert post(client, classic()).status_code == 200
     huey.flush()  # the queue lost its task (Redis restarted, worker killed)
-    from dashboard.tasks.webhooks import drain_webhook_inbox_periodically
-
-    drain_webhook_inbox_periodically.call_local()
+    app.extensions["tasks"].drain_webhook_inbox_periodically.call_local()
     assert len(_runs()) == 1
 
 

