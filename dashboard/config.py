@@ -186,20 +186,49 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
     if app_env not in ("development", "production", "test"):
         raise ConfigError(f"APP_ENV must be development, production or test, got {app_env!r}")
     production = app_env == "production"
+    # In this order: the first missing or malformed setting is the one reported.
+    database_url = _database_url(env, instance, production)
+    redis_url = _redis_url(env, production)
+    secret_key, keys_raw, verifier, generated = _secrets(env, instance, production)
+    return Settings(
+        production=production,
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key=secret_key,
+        token_encryption_keys=_fernet_keys(keys_raw),
+        **_intuit(env, production),
+        qbo_webhook_verifier_token=verifier,
+        sync_interval_minutes=_number(env, "SYNC_INTERVAL_MINUTES", 5, int, 1),
+        huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
+        redis_namespace=_namespace(env),
+        proxy_fix_hops=_number(env, "PROXY_FIX_HOPS", 0, int, 0),
+        tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
+        secret_key_generated=generated,
+    )
 
-    database_url = _url(env, "DATABASE_URL", ("postgresql", "postgres", "sqlite"),
-                        default=None if production else f"sqlite:///{instance / 'qbosync.db'}")
+
+def _database_url(env: Mapping[str, str], instance: Path, production: bool) -> str:
+    url = _url(env, "DATABASE_URL", ("postgresql", "postgres", "sqlite"),
+               default=None if production else f"sqlite:///{instance / 'qbosync.db'}")
     # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2. The
     # Heroku-style postgres:// alias is rejected by SQLAlchemy altogether.
     for bare in ("postgres://", "postgresql://"):
-        if database_url.startswith(bare):
-            database_url = "postgresql+psycopg2://" + database_url[len(bare):]
-    redis_url = env.get("REDIS_URL", "").strip() or None
-    if redis_url:
-        redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
-    elif production:
-        raise ConfigError("REDIS_URL is required when APP_ENV=production")
+        if url.startswith(bare):
+            url = "postgresql+psycopg2://" + url[len(bare):]
+    return url
 
+
+def _redis_url(env: Mapping[str, str], production: bool) -> str | None:
+    if env.get("REDIS_URL", "").strip():
+        return _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
+    if production:
+        raise ConfigError("REDIS_URL is required when APP_ENV=production")
+    return None
+
+
+def _secrets(env: Mapping[str, str], instance: Path, production: bool) -> tuple[str, str, str, bool]:
+    """Return SECRET_KEY, the raw TOKEN_ENCRYPTION_KEYS, the webhook verifier and whether
+    the embedded default generated them."""
     secret_key = env.get("SECRET_KEY", "").strip()
     keys_raw = env.get("TOKEN_ENCRYPTION_KEYS", "").strip()
     verifier = env.get("QBO_WEBHOOK_VERIFIER_TOKEN", "").strip()
@@ -215,7 +244,12 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         generated = True
     if len(secret_key) < 16:
         raise ConfigError("SECRET_KEY must be at least 16 characters of random text")
+    return secret_key, keys_raw, verifier, generated
 
+
+def _intuit(env: Mapping[str, str], production: bool) -> dict[str, object]:
+    """Return the QuickBooks settings: keys, environment and URLs (the simulator's without
+    QBO_CLIENT_ID)."""
     qbo_env = env.get("QBO_ENVIRONMENT", "sandbox").strip().lower()
     if qbo_env not in INTUIT_HOSTS:
         raise ConfigError(f"QBO_ENVIRONMENT must be sandbox or production, got {qbo_env!r}")
@@ -232,29 +266,15 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         SIMULATOR["client_secret"] if uses_simulator else "")
     if not client_secret:
         raise ConfigError("QBO_CLIENT_SECRET is required when QBO_CLIENT_ID is set")
-
     http = ("http", "https")
-    return Settings(
-        production=production,
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key=secret_key,
-        token_encryption_keys=_fernet_keys(keys_raw),
+    return dict(
         qbo_client_id=client_id or SIMULATOR["client_id"],
         qbo_client_secret=client_secret,
-        qbo_redirect_uri=_url(env, "QBO_REDIRECT_URI", http,
-                              "http://localhost:3000/v1/oauth/callback/qbo"),
+        qbo_redirect_uri=_url(env, "QBO_REDIRECT_URI", http, "http://localhost:3000/v1/oauth/callback/qbo"),
         qbo_environment=qbo_env,
         qbo_authorize_url=_url(env, "QBO_AUTHORIZE_URL", http, hosts["authorize"]),
         qbo_token_url=_url(env, "QBO_TOKEN_URL", http, hosts["token"]),
         qbo_revoke_url=_url(env, "QBO_REVOKE_URL", http, hosts["revoke"]),
         qbo_api_base_url=_url(env, "QBO_API_BASE_URL", http, hosts["api"]).rstrip("/"),
-        qbo_webhook_verifier_token=verifier,
-        sync_interval_minutes=_number(env, "SYNC_INTERVAL_MINUTES", 5, int, 1),
-        huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
-        redis_namespace=_namespace(env),
         uses_simulator=uses_simulator,
-        proxy_fix_hops=_number(env, "PROXY_FIX_HOPS", 0, int, 0),
-        tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
-        secret_key_generated=generated,
     )

@@ -18,9 +18,10 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 
 from ..extensions import db
-from ..integrations import get_integration
+from ..integrations import TokenSet, get_integration
 from ..integrations.errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
 from ..models import Company, OAuthState, utcnow
+from . import sync_jobs
 from .connections import Connected, save_grant
 
 log = logging.getLogger(__name__)
@@ -82,27 +83,50 @@ _START_AGAIN = "Start the connection again from the dashboard."
 def complete(integration_name: str, args: Mapping[str, str], session_binding: str | None) -> CallbackOutcome:
     """Check the callback, claim its state once, exchange the code, store the company and
     queue its first sync. Raise CallbackRejected (nothing stored) for any bad input."""
-    settings = current_app.config["SETTINGS"]
-    integration = get_integration(integration_name, settings)
+    integration = get_integration(integration_name, current_app.config["SETTINGS"])
     if any(len(v) > MAX_PARAM_LENGTH for v in args.values()):
         raise CallbackRejected("oversized", "Connection failed", f"The callback was malformed. {_START_AGAIN}")
-    state = args.get("state", "")
-    error = args.get("error")
-    if error:
-        # Checked first: Intuit redirects here when the user clicks Cancel.
-        if error == "access_denied":
-            raise CallbackRejected("access_denied", "Connection cancelled",
-                                   "QuickBooks says access was not granted (you may have clicked Cancel), "
-                                   "so nothing was connected. Use Connect QuickBooks to try again.", 200)
-        raise CallbackRejected("provider_error", "Connection failed",
-                               f"QuickBooks answered with the error {error[:64]!r}, so nothing was connected. "
-                               f"{_START_AGAIN}")
+    _check_provider_error(args.get("error"))
+    now = utcnow()
+    row = _valid_state(args.get("state", ""), integration.name, session_binding, now)
+    code = args.get("code", "")
+    realm = integration.account_id_from_callback(args)
+    if not code:
+        raise CallbackRejected("missing_code", "Connection failed",
+                               f"QuickBooks sent no authorization code. {_START_AGAIN}")
+    if realm is None:
+        raise CallbackRejected("missing_realm", "Connection failed",
+                               f"QuickBooks sent no valid company id (realmId). {_START_AGAIN}")
+    reconnect_of = row.company_source_id
+    _claim(row.state_hash, now)
+    tokens = _exchange(integration, code, now)
+    name = _account_name(integration, realm, tokens)
+    connected = save_grant(integration.name, realm, tokens, now, name=name)
+    queued, message = _queue_first_sync(realm)
+    return CallbackOutcome(connected, reconnect_of, queued, message)
+
+
+def _check_provider_error(error: str | None) -> None:
+    """Refuse a callback that carries the provider's error (checked first: Intuit redirects
+    here when the user clicks Cancel)."""
+    if not error:
+        return
+    if error == "access_denied":
+        raise CallbackRejected("access_denied", "Connection cancelled",
+                               "QuickBooks says access was not granted (you may have clicked Cancel), "
+                               "so nothing was connected. Use Connect QuickBooks to try again.", 200)
+    raise CallbackRejected("provider_error", "Connection failed",
+                           f"QuickBooks answered with the error {error[:64]!r}, so nothing was connected. "
+                           f"{_START_AGAIN}")
+
+
+def _valid_state(state: str, integration_name: str, session_binding: str | None, now) -> OAuthState:
+    """Return the stored state this callback names if it may be claimed; refuse it otherwise."""
     if not state:
         raise CallbackRejected("missing_state", "Connection failed",
                                f"The callback carried no state, so it cannot be trusted. {_START_AGAIN}")
     row = db.session.get(OAuthState, _hash(state))
-    now = utcnow()
-    if row is None or row.integration != integration.name:
+    if row is None or row.integration != integration_name:
         raise CallbackRejected("unknown_state", "Connection failed",
                                f"This connection link is not one we started (unknown state). {_START_AGAIN}")
     if not session_binding or not secrets.compare_digest(row.session_binding, _hash(session_binding)):
@@ -116,18 +140,13 @@ def complete(integration_name: str, args: Mapping[str, str], session_binding: st
     if row.expires_at <= now:
         raise CallbackRejected("expired_state", "Connection expired",
                                f"More than 10 minutes passed since the connection started. {_START_AGAIN}")
-    code = args.get("code", "")
-    realm = integration.account_id_from_callback(args)
-    if not code:
-        raise CallbackRejected("missing_code", "Connection failed",
-                               f"QuickBooks sent no authorization code. {_START_AGAIN}")
-    if realm is None:
-        raise CallbackRejected("missing_realm", "Connection failed",
-                               f"QuickBooks sent no valid company id (realmId). {_START_AGAIN}")
-    reconnect_of = row.company_source_id
-    _claim(row.state_hash, now)
+    return row
+
+
+def _exchange(integration, code: str, now) -> TokenSet:
+    """Exchange the authorization code for tokens; refuse the callback if that fails."""
     try:
-        tokens = integration.exchange_code(code, now)
+        return integration.exchange_code(code, now)
     except InvalidGrant:
         raise CallbackRejected("code_refused", "Connection failed",
                                f"QuickBooks refused the authorization code (expired or already used). "
@@ -142,19 +161,22 @@ def complete(integration_name: str, args: Mapping[str, str], session_binding: st
         raise CallbackRejected("provider_rejected", "Connection failed",
                                "QuickBooks refused to finish the connection (check QBO_CLIENT_ID, "
                                "QBO_CLIENT_SECRET and QBO_REDIRECT_URI).", 502) from None
+
+
+def _account_name(integration, realm: str, tokens: TokenSet) -> str | None:
+    """Return the company's name, read with the new token.
+
+    realmId is only a query parameter: before anything is stored, Intuit is asked whether
+    the new token opens that company (a tampered realmId gets 401/403).
+    """
     try:
-        # realmId is only a query parameter: before storing anything, ask Intuit whether the
-        # new token opens that company (a tampered realmId gets 401/403).
-        name = integration.account_name(realm, tokens.access_token)
+        return integration.account_name(realm, tokens.access_token)
     except AccountMismatch as exc:
         log.warning("Callback realm does not match its token: %s", exc)
         _revoke_quietly(integration, tokens)
         raise CallbackRejected("realm_mismatch", "Connection failed",
                                "The company id in the answer from Intuit does not match its token, so "
                                f"nothing was connected. {_START_AGAIN}") from None
-    connected = save_grant(integration.name, realm, tokens, now, name=name)
-    queued, message = _queue_first_sync(realm)
-    return CallbackOutcome(connected, reconnect_of, queued, message)
 
 
 def _revoke_quietly(integration, tokens) -> None:
@@ -180,8 +202,6 @@ def _claim(state_hash: str, now) -> None:
 
 def _queue_first_sync(realm: str) -> tuple[bool, str | None]:
     """Queue the backfill (or the incremental resume); the connection stands either way."""
-    from . import sync_jobs
-
     try:
         sync_jobs.request_initial_sync(realm, trigger="connect")
         return True, None
