@@ -13,7 +13,10 @@ from dashboard.sync.errors import (
     BadData, IntuitServerError, ReconnectRequired, RequestRejected, Throttled, TokenRejected,
 )
 from dashboard.sync.queries import count_query, page_start, scan_query
-from dashboard.sync.specs import CUSTOMER, INVOICE, SPECS, customer_row, invoice_row, ordered
+from dashboard.sync.specs import (
+    BY_ENTITY, CUSTOMER, INVOICE, SPECS, EntitySpec, SpecError, customer_row, dependents, invoice_row, ordered,
+    register, registered, sync_order, unregister,
+)
 from dashboard.sync.timestamps import format_qbo_time, parse_qbo_time
 
 UTC = timezone.utc
@@ -61,6 +64,45 @@ def test_specs_order_and_mapping():
         invoice_row({"Id": "9", "TotalAmt": "lots", "MetaData": meta})
     with pytest.raises(BadData, match="without an Id"):
         customer_row({"MetaData": meta})
+
+
+def _spec(name: str, *targets: str) -> EntitySpec:
+    return EntitySpec(name=name, entity=name.title(), table=name, to_row=customer_row,
+                      links=tuple((f"{t}_source_id", f"{t}_id", t) for t in targets))
+
+
+def test_sync_order_follows_links_then_names():
+    specs = {s.name: s for s in (_spec("payment", "invoice", "customer"), _spec("invoice", "customer", "item"),
+                                 _spec("item"), _spec("customer", "customer"), _spec("account"))}
+    # A type after every type it links to; independent types by name; a self-link (a parent
+    # customer) does not hold its own type back.
+    assert [s.name for s in sync_order(specs)] == ["account", "customer", "item", "invoice", "payment"]
+    with pytest.raises(SpecError, match="cycle: a, b"):
+        sync_order({"a": _spec("a", "b"), "b": _spec("b", "a"), "c": _spec("c")})
+    with pytest.raises(SpecError, match="unknown type"):
+        sync_order({"a": _spec("a", "nowhere")})
+
+
+def test_registering_a_spec_reorders_and_checks_the_registry():
+    before = list(SPECS)
+    with registered(_spec("widget", "invoice"), _spec("gadget", "customer")):
+        assert list(SPECS) == ["customer", "gadget", "invoice", "widget"]
+        assert [s.name for s in ordered(["widget", "customer"])] == ["customer", "widget"]
+        assert BY_ENTITY["Widget"].name == "widget"
+        # Transitive: a Retry of customers re-runs invoices and what links to invoices.
+        assert [s.name for s in dependents("customer")] == ["gadget", "invoice", "widget"]
+        assert dependents("widget") == []
+        with pytest.raises(SpecError, match="still|unknown type"):
+            unregister("invoice")  # widgets still link to invoices
+        with pytest.raises(SpecError, match="already registered"):
+            register(_spec("widget"))
+    assert list(SPECS) == before and "Widget" not in BY_ENTITY
+    # A cycle is refused and leaves the registry as it was.
+    with pytest.raises(SpecError, match="cycle"):
+        register(_spec("x", "y"), _spec("y", "x"))
+    with pytest.raises(SpecError, match="share the table customer"):
+        register(EntitySpec(name="client", entity="Client", table="customer", to_row=customer_row))
+    assert list(SPECS) == before == ["customer", "invoice"]
 
 
 def test_cursor_advance_with_ties():
