@@ -129,29 +129,35 @@ def enqueue(run: SyncRun) -> None:
 
 
 def backfill_pending(company_source_id: str) -> bool:
+    """Whether some object type of the company has not finished its first backfill."""
     done = db.session.execute(
         select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
                                             SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
     return set(SPECS) - set(done) != set()
 
 
+def resume_kind(company_source_id: str) -> RunKind:
+    """Return the kind of the company's next cycle: a backfill until every type has one, then incremental."""
+    return RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
+
+
 def request_initial_sync(company_source_id: str, trigger: str = "connect") -> SyncRun:
     """Queue the backfill of every object type, or an incremental resume if it is complete."""
-    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
-    run, _ = request_sync(company_source_id, kind=kind, trigger=trigger)
+    run, _ = request_sync(company_source_id, kind=resume_kind(company_source_id), trigger=trigger)
     return run
 
 
 def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, bool]:
     """Queue a new attempt for a failed object type (it resumes from its cursor).
 
-    The types that depend on it (invoices on customers) did not run when it failed, so
-    the retry runs every type, in order: the ones already synced cost one CDC call.
+    The types that depend on it, directly or through others (invoices on customers), did
+    not run when it failed, so the retry runs every type, in order: the ones already
+    synced cost one CDC call.
     """
     check_object_type(object_type)
-    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
     target = None if dependents(object_type) else object_type
-    return request_sync(company_source_id, kind=kind, trigger="retry", object_type=target)
+    return request_sync(company_source_id, kind=resume_kind(company_source_id), trigger="retry",
+                        object_type=target)
 
 
 def cancel_company_syncs(company_source_id: str) -> int:

@@ -280,9 +280,8 @@ def schedule_due_companies(now: datetime | None = None,
         db.session.commit()
         if result.rowcount != 1 or not run_now_:
             continue
-        kind = RunKind.BACKFILL if sync_jobs.backfill_pending(source_id) else RunKind.INCREMENTAL
         try:
-            request(source_id, kind=kind, trigger="schedule")
+            request(source_id, kind=sync_jobs.resume_kind(source_id), trigger="schedule")
             queued.append(source_id)
         except sync_jobs.SyncRequestError as exc:
             log.info("Not scheduling %s: %s", source_id, exc)
