@@ -35,7 +35,7 @@ class EntitySpec:
     links: tuple[tuple[str, str, str], ...] = field(default=())
 
 
-def _source_fields(obj: Mapping[str, Any], entity: str) -> Row:
+def source_fields(obj: Mapping[str, Any], entity: str) -> Row:
     """Map the fields every QuickBooks object shares; raise BadData naming the record."""
     source_id = obj.get("Id")
     if not isinstance(source_id, str) or not source_id:
@@ -60,7 +60,7 @@ def _source_fields(obj: Mapping[str, Any], entity: str) -> Row:
 
 def customer_row(obj: Mapping[str, Any]) -> Row:
     """Map a QuickBooks Customer to a ``customer`` row."""
-    row = _source_fields(obj, "Customer")
+    row = source_fields(obj, "Customer")
     active = obj.get("Active", True)
     row.update(display_name=obj.get("DisplayName"), active=active is not False)
     return row
@@ -75,7 +75,7 @@ def _ref_value(obj: Mapping[str, Any], key: str) -> str | None:
 
 def invoice_row(obj: Mapping[str, Any]) -> Row:
     """Map a QuickBooks Invoice to an ``invoice`` row (its customer is linked by CustomerRef)."""
-    row = _source_fields(obj, "Invoice")
+    row = source_fields(obj, "Invoice")
     total = obj.get("TotalAmt")
     try:
         amount = None if total is None else Decimal(str(total)).quantize(Decimal("0.01"))
