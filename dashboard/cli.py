@@ -6,6 +6,14 @@ import sys
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Company, ConnectionState, RunStatus
+from .services.sync_jobs import SyncRequestError
+from .services.sync_runner import sync_now
+from .sync.errors import SyncError
+from .sync.specs import SPECS, ordered
 
 from .tasks.consumer import run_consumer
 
@@ -100,6 +108,21 @@ def rotate_keys() -> None:
                                    f"(left unchanged): {', '.join(report.unreadable)}")
 
 
+class ObjectTypes(click.Choice):
+    """The registered object types, read when the command runs: a newly registered spec is accepted."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(SPECS)
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        pass  # click.Choice assigns its fixed list here; ours is the registry
+
+
 @click.group("sync")
 def sync_group() -> None:
     """Run syncs by hand."""
@@ -108,42 +131,59 @@ def sync_group() -> None:
 @sync_group.command("now")
 @with_appcontext
 @click.option("--company", "realm", default=None, help="Realm id (default: every connected company).")
-@click.option("--object", "object_type", type=click.Choice(["customer", "invoice"]), default=None,
-              help="One object type (default: all, Customers first).")
+@click.option("--object", "object_types", type=ObjectTypes(), multiple=True,
+              help="An object type; repeat for several (default: all, in dependency order).")
 @click.option("--full", is_flag=True, help="Full resync: backfill again from the start.")
-def sync_now(realm: str | None, object_type: str | None, full: bool) -> None:
-    """Run the sync pipeline in the foreground with progress; exit non-zero on failure."""
-    from sqlalchemy import select
+@click.option("--no-wait", is_flag=True, help="If a worker is running the company's sync, report it and leave.")
+def sync_now_command(realm: str | None, object_types: tuple[str, ...], full: bool, no_wait: bool) -> None:
+    """Sync now, in the foreground with progress; exit non-zero on failure.
 
-    from .extensions import db
-    from .models import Company, ConnectionState
-    from .services.sync_jobs import SyncRequestError
-    from .services.sync_runner import run_now
-    from .sync.errors import SyncError
-
+    A run waiting in the queue is taken over and run here; one a worker is running is
+    followed until it ends (or, with --no-wait, reported).
+    """
     realms = [realm] if realm else db.session.execute(
         select(Company.source_id).where(Company.connection_state == ConnectionState.CONNECTED)
         .order_by(Company.source_id)).scalars().all()
     if not realms:
         raise click.ClickException("No connected company to sync.")
+    # One run for every type, or one per type asked for, in sync order.
+    targets = [None] if not object_types or set(object_types) == set(SPECS) else \
+        [spec.name for spec in ordered(object_types)]
     failed = 0
     for source_id in realms:
-        last: dict[str, int] = {}
-
-        def progress(name: str, done: int, total: int | None, source_id: str = source_id) -> None:
-            if done != last.get(name):
-                last[name] = done
-                click.echo(f"  {source_id} {name}: {done}" + (f" / {total}" if total else "") + " records")
-
         click.echo(f"Syncing {source_id}{' (full resync)' if full else ''}...")
-        try:
-            summary = run_now(source_id, object_type, full, progress)
-        except (SyncError, SyncRequestError) as exc:
-            failed += 1
-            click.echo(f"  {source_id} FAILED: {exc}", err=True)
-            continue
+        for object_type in targets:
+            if not _sync_one(source_id, object_type, full, not no_wait):
+                failed += 1
+                break
+    if failed:
+        raise click.ClickException(f"{failed} of {len(realms)} companies failed.")
+
+
+def _sync_one(source_id: str, object_type: str | None, full: bool, wait: bool) -> bool:
+    """Sync one company (one object type, or all) and report it; return whether it went well."""
+    last: dict[str, int] = {}
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        if done != last.get(name):
+            last[name] = done
+            click.echo(f"  {source_id} {name}: {done}" + (f" / {total}" if total else "") + " records")
+
+    try:
+        outcome = sync_now(source_id, object_type, full, progress, wait=wait)
+    except (SyncError, SyncRequestError) as exc:
+        click.echo(f"  {source_id} FAILED: {exc}", err=True)
+        return False
+    if outcome.status == RunStatus.RUNNING:
+        click.echo(f"  {source_id}: run #{outcome.run_id} is running in a worker; not waiting for it.")
+    elif not outcome.ok:
+        where = " (run elsewhere)" if outcome.elsewhere else ""
+        click.echo(f"  {source_id} FAILED{where}: run #{outcome.run_id} {outcome.status}: {outcome.error}", err=True)
+    elif outcome.summary is None:
+        click.echo(f"  {source_id} done (run #{outcome.run_id}, run by a worker)")
+    else:
+        summary = outcome.summary
         parts = ", ".join(f"{name}: {summary.paths.get(name, '?')}, {count} written"
                           for name, count in sorted({**{n: 0 for n in summary.paths}, **summary.records}.items()))
         click.echo(f"  {source_id} done ({parts or 'nothing to do'})")
-    if failed:
-        raise click.ClickException(f"{failed} of {len(realms)} companies failed.")
+    return outcome.ok

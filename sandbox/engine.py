@@ -60,9 +60,14 @@ INDEXED = {"id", "metadata.createtime", "metadata.lastupdatedtime"}
 _INDEX_NAME = {"id": "id", "metadata.createtime": "createtime", "metadata.lastupdatedtime": "lastupdatedtime"}
 
 
-def canonical_entity(name: str) -> str:
+def schema_for(entity: str) -> dict[str, tuple[str, Callable[[Record], Any]]]:
+    """Return an entity's queryable properties (an added entity has those every entity has)."""
+    return SCHEMA.get(entity, _COMMON)
+
+
+def canonical_entity(name: str, company: Company) -> str:
     """Map a case-insensitive entity name to its canonical form or raise 4000."""
-    for e in SCHEMA:
+    for e in company.tables:
         if e.lower() == name.lower():
             return e
     raise parse_error(f"Invalid entity: {name}")
@@ -128,7 +133,7 @@ def _convert(kind: str, prop: str, raw: Any, tz: int) -> Any:
 
 def compile_where(entity: str, where: list[Predicate], tz: int) -> list[_Bound]:
     """Validate properties/operators (4001) and convert literal values (4000)."""
-    schema = SCHEMA[entity]
+    schema = schema_for(entity)
     bounds = []
     for p in where:
         key = p.prop.lower()
@@ -151,10 +156,10 @@ def compile_where(entity: str, where: list[Predicate], tz: int) -> list[_Bound]:
 
 def execute(company: Company, q: Query, default_max: int, cap: int) -> Result:
     """Run a query: index slice when possible, filter and sort otherwise."""
-    entity = canonical_entity(q.entity)
+    entity = canonical_entity(q.entity, company)
     table: EntityTable = company.tables[entity]
     bounds = compile_where(entity, q.where, company.offset_minutes)
-    schema = SCHEMA[entity]
+    schema = schema_for(entity)
     order = []
     for prop, desc in q.order:
         key = prop.lower()

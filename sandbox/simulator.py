@@ -14,7 +14,7 @@ from .config import SandboxConfig
 from .faults import FaultInjector, FaultRule
 from .limits import RateLimiter
 from .oauth import OAuthState
-from .store import Company, Record
+from .store import Company, EntityTable, Record
 from .webhooks import Event, WebhookDispatcher
 
 DEFAULT_SCOPE = "com.intuit.quickbooks.accounting"
@@ -52,6 +52,7 @@ class Simulator:
         self.throttle_rng = random.Random(self.config.seed + 2)
         self.webhooks = WebhookDispatcher(self.config)
         self.companies: dict[str, Company] = {}
+        self.added_entities: dict[str, bool] = {}  # entity -> has_active (see add_entity)
         self.generate(companies=companies, customers=customers, invoices=invoices, tie_size=tie_size,
                       giant_tie=giant_tie, anchor=anchor)
 
@@ -71,6 +72,9 @@ class Simulator:
         made = generator.generate(rng, anchor, companies, customers, invoices, tie_size, giant_tie)
         with self.lock:
             self.companies = {c.realm_id: c for c in made}
+            for entity, has_active in self.added_entities.items():
+                for company in made:
+                    company.tables[entity] = EntityTable(entity, has_active)
         return list(self.companies)
 
     def realms(self) -> list[str]:
@@ -89,22 +93,35 @@ class Simulator:
         with self.lock:
             return [c.summary() for c in self.companies.values()]
 
+    def add_entity(self, entity: str, has_active: bool = False) -> None:
+        """Serve another entity in every company (empty), queryable by Id and MetaData times, in CDC too.
+
+        For a client's new object type; its records come from ``create_record``.
+        """
+        with self.lock:
+            self.added_entities[entity] = has_active
+            for company in self.companies.values():
+                company.tables.setdefault(entity, EntityTable(entity, has_active))
+
     def records(self, realm: str, entity: str, include_inactive: bool = True) -> list[dict[str, Any]]:
         """Return the source-of-truth objects of an entity, ordered by Id."""
         with self.lock:
-            table = self.company(realm).tables[_entity(entity)]
+            company = self.company(realm)
+            table = company.tables[_entity(entity, company)]
             return [copy.deepcopy(r.data) for _, r in sorted(table.records.items())
                     if include_inactive or r.active]
 
     def deleted_ids(self, realm: str, entity: str = "Invoice") -> list[str]:
         """Return the Ids of hard-deleted records (CDC tombstones)."""
         with self.lock:
-            return [str(i) for i in sorted(self.company(realm).tables[_entity(entity)].deleted)]
+            company = self.company(realm)
+            return [str(i) for i in sorted(company.tables[_entity(entity, company)].deleted)]
 
     def get(self, realm: str, entity: str, rec_id: Any) -> dict[str, Any]:
         """Return one record or raise ObjectNotFound."""
         with self.lock:
-            rec = self.company(realm).tables[_entity(entity)].records.get(int(rec_id))
+            company = self.company(realm)
+            rec = company.tables[_entity(entity, company)].records.get(int(rec_id))
             if rec is None:
                 raise ObjectNotFound(entity, rec_id)
             return copy.deepcopy(rec.data)
@@ -133,6 +150,21 @@ class Simulator:
             table.put(rec)
             out = copy.deepcopy(data)
         self._notify(realm, "Customer", rec_id, "Create", now)
+        return out
+
+    def create_record(self, realm: str, entity: str, **fields: Any) -> dict[str, Any]:
+        """Create a record of any entity from Intuit-shaped fields (Id, SyncToken, MetaData are set)."""
+        with self.lock:
+            company = self.company(realm)
+            table = company.tables[_entity(entity, company)]
+            rec_id = table.next_id
+            now = self._stamp()
+            stamp = format_seconds(now, company.offset_minutes)
+            data = {"domain": "QBO", "sparse": False, **fields, "Id": str(rec_id), "SyncToken": "0",
+                    "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}
+            table.put(Record(table.entity, rec_id, data, now, now, bool(data.get("Active", True))))
+            out = copy.deepcopy(data)
+        self._notify(realm, table.entity, rec_id, "Create", now)
         return out
 
     def update_customer(self, realm: str, rec_id: Any, **fields: Any) -> dict[str, Any]:
@@ -328,8 +360,8 @@ class Simulator:
         self.webhooks.stop()
 
 
-def _entity(name: str) -> str:
-    for e in ("Customer", "Invoice"):
+def _entity(name: str, company: Company) -> str:
+    for e in company.tables:
         if e.lower() == name.lower():
             return e
     raise SandboxError(f"unknown entity {name}", status=404)

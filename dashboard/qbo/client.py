@@ -17,6 +17,7 @@ from typing import Any, Callable
 import orjson
 import requests
 
+from ..integrations.qbo.oauth import MINOR_VERSION
 from ..sync.errors import IntuitServerError, SyncError, TokenRejected
 from ..sync.policy import RetryPolicy
 from ..sync.timestamps import format_qbo_time
@@ -24,8 +25,6 @@ from .faults import classify
 from .ratelimit import LocalRateLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
-
-MINOR_VERSION = "75"
 
 
 class QboClient:

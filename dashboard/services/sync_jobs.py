@@ -56,7 +56,8 @@ def active_run(company_source_id: str, object_type: str | None = None) -> SyncRu
     return db.session.execute(query.order_by(SyncRun.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def _covers(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
+def covers(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
+    """Whether ``run`` does what a request for ``kind`` of ``object_type`` asks for."""
     return (run.object_type is None or run.object_type == object_type) and KIND_RANK[run.kind] >= KIND_RANK[kind]
 
 
@@ -70,31 +71,46 @@ def request_sync(company_source_id: str, *, kind: RunKind, trigger: str,
     this request, so it is given one follow-up run (merged, however many requests come)
     that it queues when it finishes.
     """
+    run, created = record_sync(company_source_id, kind=kind, trigger=trigger, object_type=object_type)
+    if created:
+        enqueue(run)
+    return run, created
+
+
+def record_sync(company_source_id: str, *, kind: RunKind, trigger: str, object_type: str | None = None,
+                follow_up: bool = True) -> tuple[SyncRun, bool]:
+    """Return the run that answers a sync request, and whether it is new (committed, not queued).
+
+    The company's active run answers it when it can: a queued one (widened if need be) or,
+    with ``follow_up``, a running one given a follow-up. Without ``follow_up`` a running
+    run is returned as it is (`sync now` follows it; ``covers`` says whether that is enough).
+    """
     check_object_type(object_type)
     kind = RunKind(kind)
     # The per-company lock makes check-then-insert atomic across web and worker processes.
     with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
         connected_company(company_source_id)
         current = active_run(company_source_id)
-        if current is not None and _extend(current, kind, object_type):
+        if current is not None and _extend(current, kind, object_type, follow_up):
             return current, False
         run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
                       status=RunStatus.QUEUED, trigger=trigger)
         db.session.add(run)
         db.session.commit()
-    enqueue(run)
     return run, True
 
 
-def _extend(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
+def _extend(run: SyncRun, kind: RunKind, object_type: str | None, follow_up: bool = True) -> bool:
     """Make an active run answer the request; False if it ended in the meantime.
+
+    Without ``follow_up`` a running run is left as it is (True while it still runs).
 
     Each write is conditional on the status it was decided for, because a worker may
     claim or finish the run between our read and our write: a widening that lands after
     the claim, or a follow-up after the finish, would be lost silently.
     """
     if run.status == RunStatus.QUEUED:
-        if _covers(run, kind, object_type):
+        if covers(run, kind, object_type):
             return True
         widened = {"object_type": run.object_type if run.object_type == object_type else None,
                    "kind": max(run.kind, kind, key=KIND_RANK.__getitem__)}
@@ -102,6 +118,8 @@ def _extend(run: SyncRun, kind: RunKind, object_type: str | None) -> bool:
             return True
         if run.status != RunStatus.RUNNING:  # finished or cancelled meanwhile
             return False
+    if not follow_up:
+        return run.status == RunStatus.RUNNING
     checkpoint: dict[str, Any] = dict(run.checkpoint or {})
     followup = checkpoint.get("followup") or {"kind": kind.value, "object_type": object_type}
     if followup.get("object_type") != object_type:
@@ -127,29 +145,35 @@ def enqueue(run: SyncRun) -> None:
 
 
 def backfill_pending(company_source_id: str) -> bool:
+    """Whether some object type of the company has not finished its first backfill."""
     done = db.session.execute(
         select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
                                             SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
     return set(SPECS) - set(done) != set()
 
 
+def resume_kind(company_source_id: str) -> RunKind:
+    """Return the kind of the company's next cycle: a backfill until every type has one, then incremental."""
+    return RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
+
+
 def request_initial_sync(company_source_id: str, trigger: str = "connect") -> SyncRun:
     """Queue the backfill of every object type, or an incremental resume if it is complete."""
-    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
-    run, _ = request_sync(company_source_id, kind=kind, trigger=trigger)
+    run, _ = request_sync(company_source_id, kind=resume_kind(company_source_id), trigger=trigger)
     return run
 
 
 def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, bool]:
     """Queue a new attempt for a failed object type (it resumes from its cursor).
 
-    The types that depend on it (invoices on customers) did not run when it failed, so
-    the retry runs every type, in order: the ones already synced cost one CDC call.
+    The types that depend on it, directly or through others (invoices on customers), did
+    not run when it failed, so the retry runs every type, in order: the ones already
+    synced cost one CDC call.
     """
     check_object_type(object_type)
-    kind = RunKind.BACKFILL if backfill_pending(company_source_id) else RunKind.INCREMENTAL
     target = None if dependents(object_type) else object_type
-    return request_sync(company_source_id, kind=kind, trigger="retry", object_type=target)
+    return request_sync(company_source_id, kind=resume_kind(company_source_id), trigger="retry",
+                        object_type=target)
 
 
 def cancel_company_syncs(company_source_id: str) -> int:

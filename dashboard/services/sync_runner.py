@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -92,9 +94,9 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def claim(run_id: int) -> SyncRun | None:
+def claim(run_id: int, now: datetime | None = None) -> SyncRun | None:
     """Take a queued run (or one whose lease expired); None if someone else has it or it ended."""
-    now = utcnow()
+    now = now or utcnow()
     result = db.session.execute(
         update(SyncRun).where(SyncRun.id == run_id, or_(
             SyncRun.status == RunStatus.QUEUED,
@@ -108,11 +110,16 @@ def claim(run_id: int) -> SyncRun | None:
 
 
 def execute_run(run_id: int, retries_left: int = 0, progress: Progress | None = None) -> Summary | None:
-    """Run a recorded sync; raise a retryable SyncError when the queue should try again."""
+    """Claim a recorded run and execute it; raise a retryable SyncError when the queue should try again."""
     run = claim(run_id)
     if run is None:
         log.info("Run %s is not claimable (finished, cancelled or running elsewhere)", run_id)
         return None
+    return execute_claimed(run, retries_left, progress)
+
+
+def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | None = None) -> Summary | None:
+    """Execute a run this process claimed, under the company lock; None if it was cancelled."""
     company = db.session.execute(select(Company).where(Company.source_id == run.company_source_id)).scalar_one()
     if company.connection_state != ConnectionState.CONNECTED:
         _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {company.connection_state}")
@@ -123,41 +130,45 @@ def execute_run(run_id: int, retries_left: int = 0, progress: Progress | None = 
         _requeue(run, "Waiting for another sync of this company to finish")
         raise SyncError(f"Company {run.company_source_id} is busy with another sync")
     fence = RunFence(run.id, run.attempts, lock)
-    app = current_app._get_current_object()
     try:
-        with Heartbeat(app, fence):
-            engine = CompanySync(run.company_source_id, build_client(run.company_source_id), fence,
-                                 engine_options(), progress)
-            final = retries_left <= 0
-            try:
-                summary = engine.run([run.object_type] if run.object_type else None,
-                                     full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run),
-                                     final_attempt=final)
-            except RunCancelled:
-                db.session.rollback()
-                log.info("Run %s stopped: cancelled or taken over", run_id)
-                return None
-            except SyncError as exc:
-                final = final or not exc.retryable
-                if final:
-                    _finish(run, RunStatus.FAILED, str(exc))
-                    _queue_followup(run)
-                else:
-                    _requeue(run, f"Attempt {run.attempts} failed: {exc}")
-                raise
-            except Exception as exc:  # a bug or an unexpected database failure: on record, then retried
-                db.session.rollback()
-                error = DatabaseFailure(f"Unexpected {type(exc).__name__}: {str(exc)[:300]}")
-                if final:
-                    _finish(run, RunStatus.FAILED, str(error))
-                else:
-                    _requeue(run, f"Attempt {run.attempts} failed: {error}")
-                raise error from exc
+        with Heartbeat(current_app._get_current_object(), fence):
+            summary = _run_engine(run, fence, retries_left <= 0, progress)
     finally:
         lock.release()
+    if summary is None:
+        return None
     _finish(run, RunStatus.SUCCEEDED, None)
     _queue_followup(run)
     return summary
+
+
+def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress | None) -> Summary | None:
+    """Sync the run's object types; record a failure as final or queue the run again, then raise."""
+    engine = CompanySync(run.company_source_id, build_client(run.company_source_id), fence,
+                         engine_options(), progress)
+    try:
+        return engine.run([run.object_type] if run.object_type else None,
+                          full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run), final_attempt=final)
+    except RunCancelled:
+        db.session.rollback()
+        log.info("Run %s stopped: cancelled or taken over", run.id)
+        return None
+    except SyncError as exc:
+        final = final or not exc.retryable
+        if final:
+            _finish(run, RunStatus.FAILED, str(exc))
+            _queue_followup(run)
+        else:
+            _requeue(run, f"Attempt {run.attempts} failed: {exc}")
+        raise
+    except Exception as exc:  # a bug or an unexpected database failure: on record, then retried
+        db.session.rollback()
+        error = DatabaseFailure(f"Unexpected {type(exc).__name__}: {str(exc)[:300]}")
+        if final:
+            _finish(run, RunStatus.FAILED, str(error))
+        else:
+            _requeue(run, f"Attempt {run.attempts} failed: {error}")
+        raise error from exc
 
 
 def _reset_done(run: SyncRun) -> bool:
@@ -198,27 +209,116 @@ def _queue_followup(run: SyncRun) -> None:
 
 
 # -- the foreground path (`flask sync now`) ---------------------------------------------
+FOLLOW_POLL_SECONDS = 1.0
+
+
+class RunningElsewhere(Exception):
+    """The company's run is running in another process (only one runs at a time)."""
+
+    def __init__(self, run: SyncRun, covers: bool) -> None:
+        super().__init__(f"Run #{run.id} ({run.kind}) is running elsewhere for {run.company_source_id}")
+        self.run_id, self.covers = run.id, covers
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How `sync now` ended for one company."""
+
+    run_id: int
+    status: RunStatus            # RUNNING: left running elsewhere (not waited for)
+    summary: Summary | None = None   # the run ran here
+    elsewhere: bool = False      # another process ran it
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.RUNNING)
+
+
+def foreground_kind(company_source_id: str, full: bool) -> RunKind:
+    """Return the kind `sync now` asks for: a full resync, or the company's next cycle."""
+    return RunKind.FULL_RESYNC if full else sync_jobs.resume_kind(company_source_id)
+
+
+def take_over(company_source_id: str, kind: RunKind, object_type: str | None = None) -> SyncRun:
+    """Claim the run that answers this request here: the queued one, a dead worker's, or a new one.
+
+    The same claim a worker makes decides who runs it, so a worker that takes it first
+    wins and this raises RunningElsewhere, as it does for a run another process runs.
+    """
+    for _ in range(3):  # the run may end between our read and our claim: then record anew
+        run, _created = sync_jobs.record_sync(company_source_id, kind=kind, trigger="cli",
+                                              object_type=object_type, follow_up=False)
+        claimed = claim(run.id)
+        if claimed is not None:
+            return claimed
+        db.session.refresh(run)
+        if run.status == RunStatus.RUNNING:
+            raise RunningElsewhere(run, sync_jobs.covers(run, kind, object_type))
+    raise RunCancelled(f"Run #{run.id} of {company_source_id} ended before it could be taken over")
+
+
 def run_now(company_source_id: str, object_type: str | None = None, full: bool = False,
             progress: Progress | None = None) -> Summary:
-    """Record a run and execute it here, in the foreground; raise SyncError on failure."""
-    kind = RunKind.FULL_RESYNC if full else RunKind.INCREMENTAL
-    sync_jobs.check_object_type(object_type)
-    from ..locks import hold
-
-    with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
-        sync_jobs.connected_company(company_source_id)
-        current = sync_jobs.active_run(company_source_id)
-        if current is not None:
-            raise sync_jobs.SyncRequestError(
-                f"Run #{current.id} ({current.kind}) is already {current.status} for {company_source_id}")
-        run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
-                      status=RunStatus.QUEUED, trigger="cli")
-        db.session.add(run)
-        db.session.commit()
-    summary = execute_run(run.id, retries_left=0, progress=progress)
+    """Run the company's sync here, in the foreground; raise SyncError on failure, RunningElsewhere if busy."""
+    run = take_over(company_source_id, foreground_kind(company_source_id, full), object_type)
+    summary = execute_claimed(run, retries_left=0, progress=progress)
     if summary is None:
         raise RunCancelled(f"Run #{run.id} did not run (cancelled)")
     return summary
+
+
+def follow_run(run_id: int, progress: Progress | None = None, pause: Callable[[float], None] = time.sleep,
+               poll: float = FOLLOW_POLL_SECONDS) -> SyncRun | None:
+    """Watch a run another process executes until it ends and return it.
+
+    None if it went back to the queue or its worker died (lease expired): it can be taken over.
+    """
+    reported = None
+    while True:
+        db.session.rollback()  # end the read: each look sees what the worker committed since
+        run = db.session.get(SyncRun, run_id, populate_existing=True)
+        if run.status not in sync_jobs.ACTIVE:
+            return run
+        if run.status == RunStatus.QUEUED or (run.lease_expires_at is not None
+                                              and run.lease_expires_at <= utcnow()):
+            return None
+        if progress and run.records_written != reported:
+            reported = run.records_written
+            progress(f"run #{run_id}", reported, None)
+        pause(poll)
+
+
+def sync_now(company_source_id: str, object_type: str | None = None, full: bool = False,
+             progress: Progress | None = None, *, wait: bool = True,
+             pause: Callable[[float], None] = time.sleep) -> Outcome:
+    """Sync a company now: run its waiting run here, follow the one running elsewhere, or record one.
+
+    A followed run that does not cover the request (a full resync asked while an incremental
+    ran) is followed to its end, then the request runs here. Never two runs of one company
+    at once: the claim and the company lock decide.
+    """
+    kind = foreground_kind(company_source_id, full)
+    while True:
+        try:
+            run = take_over(company_source_id, kind, object_type)
+        except RunningElsewhere as busy:
+            if not wait:
+                if not busy.covers:  # the worker runs it after this one
+                    sync_jobs.request_sync(company_source_id, kind=kind, trigger="cli", object_type=object_type)
+                return Outcome(busy.run_id, RunStatus.RUNNING, elsewhere=True)
+            ended = follow_run(busy.run_id, progress, pause)
+            if ended is not None and busy.covers:
+                return Outcome(ended.id, ended.status, elsewhere=True, error=ended.error_message)
+            continue  # take it over (back in the queue, or its worker died), or run ours after it
+        try:
+            summary = execute_claimed(run, retries_left=0, progress=progress)
+        except SyncError as exc:
+            return Outcome(run.id, RunStatus.FAILED, error=str(exc))
+        if summary is None:
+            db.session.refresh(run)
+            return Outcome(run.id, run.status, error=run.error_message or "cancelled")
+        return Outcome(run.id, RunStatus.SUCCEEDED, summary=summary)
 
 
 # -- the reaper ---------------------------------------------------------------------------
@@ -280,9 +380,8 @@ def schedule_due_companies(now: datetime | None = None,
         db.session.commit()
         if result.rowcount != 1 or not run_now_:
             continue
-        kind = RunKind.BACKFILL if sync_jobs.backfill_pending(source_id) else RunKind.INCREMENTAL
         try:
-            request(source_id, kind=kind, trigger="schedule")
+            request(source_id, kind=sync_jobs.resume_kind(source_id), trigger="schedule")
             queued.append(source_id)
         except sync_jobs.SyncRequestError as exc:
             log.info("Not scheduling %s: %s", source_id, exc)

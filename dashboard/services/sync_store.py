@@ -256,10 +256,3 @@ def mark_untouched_deleted(spec: EntitySpec, company_source_id: str, since: date
         .values(is_deleted=True, deleted_at=when))
     return result.rowcount or 0
 
-
-def count_rows(spec: EntitySpec, company_source_id: str) -> int:
-    table = table_for(spec)
-    from sqlalchemy import func
-
-    return db.session.execute(select(func.count()).select_from(table).where(
-        table.c.company_source_id == company_source_id, table.c.is_deleted.is_(False))).scalar_one()

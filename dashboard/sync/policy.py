@@ -46,10 +46,6 @@ def next_due(due: datetime, now: datetime, interval: timedelta) -> datetime:
     return due + missed * interval
 
 
-def is_due(next_sync_at: datetime | None, now: datetime) -> bool:
-    return next_sync_at is None or next_sync_at <= now
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff: ``delay``, ``delay*backoff``, … for ``retries`` retries."""
@@ -68,16 +64,3 @@ class RetryPolicy:
         if retry_after is not None and retry_after >= 0:
             computed = max(computed, retry_after)
         return min(computed, self.max_wait)
-
-
-def lease_expiry(now: datetime, lease: timedelta) -> datetime:
-    return now + lease
-
-
-def lease_expired(lease_expires_at: datetime | None, now: datetime) -> bool:
-    return lease_expires_at is not None and lease_expires_at <= now
-
-
-def run_kind_priority(is_backfill: bool) -> int:
-    """Return Huey's priority: backfills outrank incremental work."""
-    return 10 if is_backfill else 0

@@ -1,11 +1,15 @@
 """QuickBooks object types declared as data: what to query and how a record becomes a row.
 
-Adding an object type means one spec here, its table (with the columns its ``to_row``
-returns) and a migration; the engine needs nothing else.
+Adding an object type means one spec here (registered with the others below), its table
+(with the columns its ``to_row`` returns) and a migration; the engine, the dashboard and
+the CLI read the registry and need nothing else. The sync order is derived from the
+specs' links: a type syncs after every type it links to.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -21,7 +25,6 @@ class EntitySpec:
     name: str                      # our object_type: "customer"
     entity: str                    # Intuit's entity name: "Customer"
     table: str                     # our table
-    priority: int                  # lower syncs first (invoices need their customers)
     to_row: Callable[[Mapping[str, Any]], Row]
     # WHERE terms every query carries (customers: inactive ones too, or they vanish).
     filters: tuple[str, ...] = ()
@@ -32,7 +35,7 @@ class EntitySpec:
     links: tuple[tuple[str, str, str], ...] = field(default=())
 
 
-def _source_fields(obj: Mapping[str, Any], entity: str) -> Row:
+def source_fields(obj: Mapping[str, Any], entity: str) -> Row:
     """Map the fields every QuickBooks object shares; raise BadData naming the record."""
     source_id = obj.get("Id")
     if not isinstance(source_id, str) or not source_id:
@@ -57,7 +60,7 @@ def _source_fields(obj: Mapping[str, Any], entity: str) -> Row:
 
 def customer_row(obj: Mapping[str, Any]) -> Row:
     """Map a QuickBooks Customer to a ``customer`` row."""
-    row = _source_fields(obj, "Customer")
+    row = source_fields(obj, "Customer")
     active = obj.get("Active", True)
     row.update(display_name=obj.get("DisplayName"), active=active is not False)
     return row
@@ -72,7 +75,7 @@ def _ref_value(obj: Mapping[str, Any], key: str) -> str | None:
 
 def invoice_row(obj: Mapping[str, Any]) -> Row:
     """Map a QuickBooks Invoice to an ``invoice`` row (its customer is linked by CustomerRef)."""
-    row = _source_fields(obj, "Invoice")
+    row = source_fields(obj, "Invoice")
     total = obj.get("TotalAmt")
     try:
         amount = None if total is None else Decimal(str(total)).quantize(Decimal("0.01"))
@@ -83,23 +86,105 @@ def invoice_row(obj: Mapping[str, Any]) -> Row:
     return row
 
 
-CUSTOMER = EntitySpec(name="customer", entity="Customer", table="customer", priority=1,
+CUSTOMER = EntitySpec(name="customer", entity="Customer", table="customer",
                       to_row=customer_row, filters=("Active IN (true, false)",))
-INVOICE = EntitySpec(name="invoice", entity="Invoice", table="invoice", priority=2,
+INVOICE = EntitySpec(name="invoice", entity="Invoice", table="invoice",
                      to_row=invoice_row, deletable=True,
                      links=(("customer_source_id", "customer_id", "customer"),))
 
-# Every synced object type, in sync order.
-SPECS: dict[str, EntitySpec] = {s.name: s for s in sorted((CUSTOMER, INVOICE), key=lambda s: s.priority)}
-BY_ENTITY: dict[str, EntitySpec] = {s.entity: s for s in SPECS.values()}
+# Every registered object type, in sync order, and the same by Intuit's entity name.
+# Filled in place (modules hold these very dicts), by ``register`` and ``unregister`` only.
+SPECS: dict[str, EntitySpec] = {}
+BY_ENTITY: dict[str, EntitySpec] = {}
+
+
+class SpecError(ValueError):
+    """The specs cannot be registered: a duplicate, a link to an unknown type, or a cycle."""
+
+
+def sync_order(specs: Mapping[str, EntitySpec]) -> list[EntitySpec]:
+    """Order ``specs`` so each comes after every type it links to; raise SpecError on a cycle.
+
+    Independent types keep a stable order by name. A link to itself (a customer's parent
+    customer) does not constrain the order: such links are filled once the scan is done.
+    """
+    targets = {name: {t for _, _, t in spec.links if t != name} for name, spec in specs.items()}
+    for name, linked in targets.items():
+        unknown = linked - specs.keys()
+        if unknown:
+            raise SpecError(f"Object type {name!r} links to unknown type(s): {', '.join(sorted(unknown))}")
+    waiting = {name: len(linked) for name, linked in targets.items()}
+    ready = [name for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[EntitySpec] = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(specs[name])
+        for other, linked in targets.items():
+            if name in linked:
+                waiting[other] -= 1
+                if waiting[other] == 0:
+                    heapq.heappush(ready, other)
+    if len(order) != len(specs):
+        stuck = sorted(set(specs) - {s.name for s in order})
+        raise SpecError(f"The links of these object types form a cycle: {', '.join(stuck)}")
+    return order
+
+
+def _install(specs: Mapping[str, EntitySpec]) -> None:
+    """Check ``specs`` as a whole, then make them the registry (nothing changes on an error)."""
+    order = sync_order(specs)
+    for attribute in ("entity", "table"):
+        values = [getattr(spec, attribute) for spec in order]
+        duplicates = sorted({v for v in values if values.count(v) > 1})
+        if duplicates:
+            raise SpecError(f"Object types share the {attribute} {', '.join(duplicates)}")
+    SPECS.clear()
+    SPECS.update((spec.name, spec) for spec in order)
+    BY_ENTITY.clear()
+    BY_ENTITY.update((spec.entity, spec) for spec in order)
+
+
+def register(*specs: EntitySpec) -> None:
+    """Add object types to the registry, re-deriving the sync order; raise SpecError if they do not fit."""
+    added = dict(SPECS)
+    for spec in specs:
+        if spec.name in added:
+            raise SpecError(f"Object type {spec.name!r} is already registered")
+        added[spec.name] = spec
+    _install(added)
+
+
+def unregister(*names: str) -> None:
+    """Remove object types; raise SpecError if a remaining type still links to one of them."""
+    _install({name: spec for name, spec in SPECS.items() if name not in names})
+
+
+@contextmanager
+def registered(*specs: EntitySpec) -> Iterator[None]:
+    """Register ``specs`` for the length of a with-block (tests: a throw-away object type)."""
+    register(*specs)
+    try:
+        yield
+    finally:
+        unregister(*(spec.name for spec in specs))
 
 
 def dependents(name: str) -> list[EntitySpec]:
-    """Return the specs whose rows link to ``name``'s rows (invoices depend on customers)."""
-    return [s for s in SPECS.values() if any(target == name for _, _, target in s.links)]
+    """Return the types whose rows link to ``name``'s, directly or through others, in sync order."""
+    found = {name}
+    for spec in SPECS.values():  # sync order: a type's targets come before it
+        if any(target in found for _, _, target in spec.links if target != spec.name):
+            found.add(spec.name)
+    return [spec for spec in SPECS.values() if spec.name in found and spec.name != name]
 
 
 def ordered(names: list[str] | tuple[str, ...] | None = None) -> list[EntitySpec]:
-    """Return the specs for ``names`` (all when None) in dependency order."""
-    chosen = SPECS if names is None else {n: SPECS[n] for n in names}
-    return sorted(chosen.values(), key=lambda s: s.priority)
+    """Return the specs for ``names`` (all when None) in sync order; KeyError for an unknown name."""
+    if names is None:
+        return list(SPECS.values())
+    wanted = {SPECS[n].name for n in names}
+    return [spec for spec in SPECS.values() if spec.name in wanted]
+
+
+register(CUSTOMER, INVOICE)

@@ -13,7 +13,10 @@ from dashboard.sync.errors import (
     BadData, IntuitServerError, ReconnectRequired, RequestRejected, Throttled, TokenRejected,
 )
 from dashboard.sync.queries import count_query, page_start, scan_query
-from dashboard.sync.specs import CUSTOMER, INVOICE, SPECS, customer_row, invoice_row, ordered
+from dashboard.sync.specs import (
+    BY_ENTITY, CUSTOMER, INVOICE, SPECS, EntitySpec, SpecError, customer_row, dependents, invoice_row, ordered,
+    register, registered, sync_order, unregister,
+)
 from dashboard.sync.timestamps import format_qbo_time, parse_qbo_time
 
 UTC = timezone.utc
@@ -63,6 +66,45 @@ def test_specs_order_and_mapping():
         customer_row({"MetaData": meta})
 
 
+def _spec(name: str, *targets: str) -> EntitySpec:
+    return EntitySpec(name=name, entity=name.title(), table=name, to_row=customer_row,
+                      links=tuple((f"{t}_source_id", f"{t}_id", t) for t in targets))
+
+
+def test_sync_order_follows_links_then_names():
+    specs = {s.name: s for s in (_spec("payment", "invoice", "customer"), _spec("invoice", "customer", "item"),
+                                 _spec("item"), _spec("customer", "customer"), _spec("account"))}
+    # A type after every type it links to; independent types by name; a self-link (a parent
+    # customer) does not hold its own type back.
+    assert [s.name for s in sync_order(specs)] == ["account", "customer", "item", "invoice", "payment"]
+    with pytest.raises(SpecError, match="cycle: a, b"):
+        sync_order({"a": _spec("a", "b"), "b": _spec("b", "a"), "c": _spec("c")})
+    with pytest.raises(SpecError, match="unknown type"):
+        sync_order({"a": _spec("a", "nowhere")})
+
+
+def test_registering_a_spec_reorders_and_checks_the_registry():
+    before = list(SPECS)
+    with registered(_spec("widget", "invoice"), _spec("gadget", "customer")):
+        assert list(SPECS) == ["customer", "gadget", "invoice", "widget"]
+        assert [s.name for s in ordered(["widget", "customer"])] == ["customer", "widget"]
+        assert BY_ENTITY["Widget"].name == "widget"
+        # Transitive: a Retry of customers re-runs invoices and what links to invoices.
+        assert [s.name for s in dependents("customer")] == ["gadget", "invoice", "widget"]
+        assert dependents("widget") == []
+        with pytest.raises(SpecError, match="still|unknown type"):
+            unregister("invoice")  # widgets still link to invoices
+        with pytest.raises(SpecError, match="already registered"):
+            register(_spec("widget"))
+    assert list(SPECS) == before and "Widget" not in BY_ENTITY
+    # A cycle is refused and leaves the registry as it was.
+    with pytest.raises(SpecError, match="cycle"):
+        register(_spec("x", "y"), _spec("y", "x"))
+    with pytest.raises(SpecError, match="share the table customer"):
+        register(EntitySpec(name="client", entity="Client", table="customer", to_row=customer_row))
+    assert list(SPECS) == before == ["customer", "invoice"]
+
+
 def test_cursor_advance_with_ties():
     start = ScanCursor()
     # A page ending in three records sharing a time: the tie offset counts them.
@@ -103,7 +145,6 @@ def test_due_for_sync_and_spread():
     interval = timedelta(minutes=5)
     firsts = {policy.first_due(T0, interval, f"realm{i}") for i in range(50)}
     assert len(firsts) > 20 and all(T0 <= f < T0 + interval for f in firsts)
-    assert policy.is_due(None, T0) and policy.is_due(t(0), t(0)) and not policy.is_due(t(1), t(0))
     # A company keeps its own cadence, even after missed slots.
     assert policy.next_due(t(0), t(0), interval) == t(300)
     assert policy.next_due(t(0), t(1000), interval) == t(1200)
@@ -114,8 +155,6 @@ def test_retry_policy():
     assert policy.RetryPolicy().delays() == [1.0, 2.0, 4.0]
     capped = policy.RetryPolicy(retries=3, delay=1, backoff=2, max_wait=3)
     assert capped.wait(3) == 3 and capped.wait(1, retry_after=2.5) == 2.5 and capped.wait(1, retry_after=99) == 3
-    assert policy.lease_expired(t(0), t(0)) and not policy.lease_expired(t(1), t(0))
-    assert not policy.lease_expired(None, t(0))
 
 
 def test_error_classification():

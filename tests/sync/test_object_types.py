@@ -1,0 +1,124 @@
+"""A new object type is one spec, its model and its table: everything else reads the specs.
+
+The throw-away type "widget" links to customers. It is registered for one test, with a
+model on the application's metadata and its table created in the test database (what a
+migration would do), and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Optional
+
+import pytest
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, registry
+
+from dashboard.extensions import db
+from dashboard.services.sync_runner import run_now
+from dashboard.models import Base, Customer, RunStatus, SourceRecordMixin, SyncRun, SyncState, SyncStatus
+from dashboard.sync.specs import BY_ENTITY, SPECS, EntitySpec, Row, dependents, ordered, registered, source_fields
+
+from .conftest import connect, generate
+
+
+def widget_row(obj: Mapping[str, Any]) -> Row:
+    """Map a QuickBooks-shaped Widget to a ``widget`` row (its customer is linked by CustomerRef)."""
+    row = source_fields(obj, "Widget")
+    ref = obj.get("CustomerRef") or {}
+    row.update(name=obj.get("Name"), customer_source_id=ref.get("value"))
+    return row
+
+
+WIDGET = EntitySpec(name="widget", entity="Widget", table="widget", to_row=widget_row,
+                    links=(("customer_source_id", "customer_id", "customer"),))
+
+
+@pytest.fixture
+def widget_type(qbo_app):
+    """Register the widget type: its spec, its model and its table; remove all three after."""
+    # Its own registry on the application's metadata, so the mapping can be disposed of
+    # afterwards (a class left on Base's registry would clash with a second definition).
+    models = registry(metadata=Base.metadata)
+
+    @models.mapped
+    class Widget(SourceRecordMixin):
+        __tablename__ = "widget"
+        __table_args__ = (UniqueConstraint("company_source_id", "source_id"),)
+
+        company_source_id: Mapped[str] = mapped_column(
+            ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+        customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"))
+        customer_source_id: Mapped[Optional[str]] = mapped_column(String(64))
+        name: Mapped[Optional[str]] = mapped_column(String(200))
+
+    table = Widget.__table__
+    table.create(db.engine)
+    try:
+        with registered(WIDGET):
+            yield Widget
+    finally:
+        db.session.remove()
+        table.drop(db.engine)
+        Base.metadata.remove(table)
+        models.dispose()
+
+
+def _company_with_widgets(sim) -> tuple[str, list[dict[str, Any]]]:
+    """Connect a simulated company with 4 customers and 5 widgets linking to them."""
+    realm = generate(sim, seed=61, customers=4, invoices=3)
+    sim.add_entity("Widget")
+    customers = sim.records(realm, "Customer")
+    for i in range(5):
+        sim.create_record(realm, "Widget", Name=f"Widget {i}", CustomerRef={"value": customers[i % 4]["Id"]})
+    connect(sim, realm)
+    return realm, customers
+
+
+def test_a_registered_type_is_listed_ordered_and_synced(widget_type, sandbox_server, runner):
+    # Listed and ordered: after the customers it links to (independent types by name).
+    assert list(SPECS) == ["customer", "invoice", "widget"] and BY_ENTITY["Widget"] is WIDGET
+    assert [s.name for s in ordered(["widget", "customer"])] == ["customer", "widget"]
+    assert [s.name for s in dependents("customer")] == ["invoice", "widget"]
+    # The CLI offers it (its choices are read when the command runs).
+    help_text = runner.invoke(args=["sync", "now", "--help"]).output
+    assert re.search(r"customer\|invoice\|widget", help_text), help_text
+    refused = runner.invoke(args=["sync", "now", "--object", "gadget"])
+    assert refused.exit_code == 2 and "'widget'" in refused.output
+
+    # Synced end to end against the simulator, with its links to customers.
+    sim = sandbox_server.sim
+    realm, customers = _company_with_widgets(sim)
+    result = runner.invoke(args=["sync", "now", "--company", realm])
+    assert result.exit_code == 0, result.output
+    assert f"{realm} widget: 5 / 5 records" in result.output and "widget: backfill, 5 written" in result.output
+    db.session.expire_all()
+    widgets = db.session.execute(select(widget_type).order_by(widget_type.source_id)).scalars().all()
+    assert [w.name for w in widgets] == [f"Widget {i}" for i in range(5)]
+    customer_ids = dict(db.session.execute(select(Customer.source_id, Customer.id)).all())
+    assert [w.customer_id for w in widgets] == [customer_ids[w.customer_source_id] for w in widgets]
+    states = {s.object_type: s for s in db.session.execute(select(SyncState)).scalars()}
+    assert states["widget"].status == SyncStatus.SUCCEEDED and states["widget"].records_synced == 5
+    # Customers were read before the widgets that link to them.
+    assert result.output.index(f"{realm} customer: 4 / 4") < result.output.index(f"{realm} widget: 5 / 5")
+
+    # Incremental: a new widget comes by CDC (the window's overlap re-reads the others).
+    sim.create_record(realm, "Widget", Name="Widget 5", CustomerRef={"value": customers[0]["Id"]})
+    again = runner.invoke(args=["sync", "now", "--company", realm, "--object", "widget"])
+    assert again.exit_code == 0 and "widget: cdc" in again.output, again.output
+    db.session.expire_all()
+    assert db.session.execute(select(widget_type.name).where(widget_type.source_id == "6")).scalar_one() == "Widget 5"
+    runs = db.session.execute(select(SyncRun).order_by(SyncRun.id)).scalars().all()
+    assert [(r.object_type, r.status) for r in runs] == [(None, RunStatus.SUCCEEDED), ("widget", RunStatus.SUCCEEDED)]
+
+
+# The dashboard's lists are read from the specs at call time on another branch of issue 11;
+# strict: once merged, this passes and the marker must go.
+@pytest.mark.xfail(reason="the dashboard reads the specs when a page is shown (pending merge)", strict=True)
+def test_a_registered_type_is_shown_on_the_dashboard(widget_type, sandbox_server, db_session, signed_in):
+    realm, _customers = _company_with_widgets(sandbox_server.sim)
+    run_now(realm)
+    # A card on the company page, a count on the companies page.
+    company_page = signed_in.get(f"/companies/{realm}").get_data(as_text=True)
+    assert 'id="object-widget"' in company_page and ">Widgets<" in company_page
+    companies_page = signed_in.get("/").get_data(as_text=True)
+    assert re.search(r'5 <span class="muted">widgets</span>', companies_page), companies_page
