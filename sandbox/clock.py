@@ -7,22 +7,33 @@ from datetime import datetime, timedelta, timezone
 
 
 class SimClock:
-    """Tell simulated time: real time plus a settable skew in seconds."""
+    """Tell simulated time: real time plus a settable skew in seconds.
+
+    ``monotonic()`` is the scale of the rate limits' windows: it runs with real time and
+    jumps with ``advance`` (time passing), but ignores ``set_offset`` (a skewed wall
+    clock is not time passing) and backward moves.
+    """
 
     def __init__(self, offset: float = 0.0) -> None:
         self.offset = float(offset)
+        self.advanced = 0.0
 
     def now(self) -> float:
         """Return the simulated epoch time in seconds."""
         return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        """Return seconds on a scale that never goes back (for windows and durations)."""
+        return time.monotonic() + self.advanced
 
     def set_offset(self, seconds: float) -> None:
         """Skew the clock against real time."""
         self.offset = float(seconds)
 
     def advance(self, seconds: float) -> None:
-        """Move the clock forward (tests use it to expire tokens)."""
+        """Move the clock forward (tests use it to expire tokens and move limit windows)."""
         self.offset += float(seconds)
+        self.advanced += max(float(seconds), 0.0)
 
 
 def tz_for(offset_minutes: int) -> timezone:

@@ -5,7 +5,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .config import SandboxConfig
 
@@ -14,7 +14,7 @@ from .config import SandboxConfig
 class RequestLog:
     """Describe one API request as the gateway saw it."""
 
-    start: float  # monotonic
+    start: float  # the limiter's clock (monotonic)
     kind: str
     path: str
     weight: int
@@ -52,10 +52,13 @@ class RateLimiter:
 
     Throttled requests do not count toward the windows (so a client that backs
     off recovers after one window); they are logged and counted as throttled.
+    ``clock`` tells the windows' time: the simulator passes its clock's monotonic
+    scale, so ``advance_clock`` moves the windows as well as the tokens' lives.
     """
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.lock = threading.Lock()
         self.realms: dict[str, _RealmState] = {}
 
@@ -68,7 +71,7 @@ class RateLimiter:
     def admit(self, realm: str, kind: str, path: str, weight: int = 1, sim_time: float = 0.0) -> Ticket:
         """Decide whether a request may proceed and take a concurrency slot."""
         cfg = self.config
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             st = self._state(realm)
             st.attempted_in_flight += 1
@@ -111,7 +114,7 @@ class RateLimiter:
             if ticket.admitted:
                 st.in_flight -= 1
             ticket.entry.status = status
-            ticket.entry.end = time.monotonic()
+            ticket.entry.end = self.clock()
             if outcome is not None:
                 ticket.entry.outcome = outcome
             elif ticket.entry.outcome == "pending":

@@ -47,7 +47,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.rng = random.Random(self.config.seed)
         self.oauth = OAuthState(self.config, self.clock)
-        self.limits = RateLimiter(self.config)
+        self.limits = RateLimiter(self.config, clock=self.clock.monotonic)
         self.faults = FaultInjector(random.Random(self.config.seed + 1))
         self.throttle_rng = random.Random(self.config.seed + 2)
         self.webhooks = WebhookDispatcher(self.config)

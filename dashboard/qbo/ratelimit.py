@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,16 @@ class LimitWaitTimeout(Exception):
 
 
 class LocalRateLimiter:
-    """In-process moving windows and semaphore (the embedded single-process worker)."""
+    """In-process moving windows and semaphore (the embedded single-process worker).
 
-    def __init__(self, limits: Limits = Limits(), max_wait: float = 300.0) -> None:
+    ``clock`` tells seconds on a monotonic scale; tests pass one they move by hand.
+    """
+
+    def __init__(self, limits: Limits = Limits(), max_wait: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self.max_wait = max_wait
+        self.clock = clock
         self._cond = threading.Condition()
         self._stamps: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._active: dict[str, int] = collections.defaultdict(int)
@@ -68,13 +73,14 @@ class LocalRateLimiter:
 
     @contextlib.contextmanager
     def slot(self, realm: str) -> Iterator[None]:
-        deadline = time.monotonic() + self.max_wait
+        deadline = self.clock() + self.max_wait
         with self._cond:
             while True:
-                wait = self._try(realm, time.monotonic())
+                now = self.clock()
+                wait = self._try(realm, now)
                 if wait <= 0:
                     break
-                if time.monotonic() + wait > deadline:
+                if now + wait > deadline:
                     raise LimitWaitTimeout(f"no request slot for realm {realm} within {self.max_wait:.0f} s")
                 self._cond.wait(max(wait, 0.001))
         try:

@@ -26,8 +26,10 @@ PRELOAD = ["flask", "sqlalchemy", "flask_sqlalchemy", "flask_migrate", "flask_wt
 
 
 class HeldRefreshAnswer:
-    """Wrap the simulator's WSGI app; once armed, hold its answer to the next refresh grant.
-    ``paths`` counts every request by path."""
+    """Wrap the simulator's WSGI app; once armed, hold the next refresh grant: its answer
+    once the simulator has processed it (the default), or the request itself before it
+    reaches the simulator (``before_intuit``: Intuit hangs). ``paths`` counts every
+    request by path."""
 
     def __init__(self, sandbox_app) -> None:
         self._app = sandbox_app
@@ -35,20 +37,32 @@ class HeldRefreshAnswer:
         sandbox_app.wsgi_app = self
         self.paths: Counter[str] = Counter()
         self._armed = False
+        self._before_intuit = False
+        self._arrived = threading.Event()
         self._answered = threading.Event()
         self._released = threading.Event()
+        self._finished = threading.Event()
 
-    def arm(self) -> None:
-        self._answered.clear()
-        self._released.clear()
+    def arm(self, before_intuit: bool = False) -> None:
+        for event in (self._arrived, self._answered, self._released, self._finished):
+            event.clear()
+        self._before_intuit = before_intuit
         self._armed = True
+
+    def wait_arrived(self, timeout: float = 30.0) -> None:
+        """Return once the refresh has reached the simulator's door (and is held there)."""
+        assert self._arrived.wait(timeout), "no refresh reached the simulator"
 
     def wait_answered(self, timeout: float = 30.0) -> None:
         """Return once the simulator has processed the refresh (its answer is held)."""
         assert self._answered.wait(timeout), "no refresh reached the simulator"
 
+    def wait_finished(self, timeout: float = 30.0) -> None:
+        """Return once the held refresh has been processed and its answer sent."""
+        assert self._finished.wait(timeout), "the held refresh did not finish"
+
     def release(self) -> None:
-        """Send the held answer."""
+        """Let the held refresh (or its answer) go."""
         self._released.set()
 
     def remove(self) -> None:
@@ -64,12 +78,18 @@ class HeldRefreshAnswer:
         if parse_qs(body.decode()).get("grant_type") != ["refresh_token"]:
             return self._inner(environ, start_response)
         self._armed = False
-        started = []
-        chunks = list(self._inner(environ, lambda status, headers, exc_info=None: started.append((status, headers))))
-        self._answered.set()
-        self._released.wait(60)
-        start_response(*started[0])
-        return chunks
+        self._arrived.set()
+        try:
+            if self._before_intuit:
+                self._released.wait(60)
+            started = []
+            chunks = list(self._inner(environ, lambda status, headers, exc_info=None: started.append((status, headers))))
+            self._answered.set()
+            self._released.wait(60)
+            start_response(*started[0])
+            return chunks
+        finally:
+            self._finished.set()
 
 
 class Refresher:

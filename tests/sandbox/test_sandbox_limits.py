@@ -20,25 +20,27 @@ def _client(**config: Any) -> ApiClient:
     return ApiClient(Simulator(companies=1, customers=5, invoices=5, **config))
 
 
+# The windows are long and moved by the simulator's clock: the test's own pace cannot slide them.
+
 def test_per_second_limit() -> None:
-    api = _client(per_second=5, second_window=0.5, per_minute=1000, throttle_xml_probability=0.0)
+    api = _client(per_second=5, second_window=30, per_minute=1000, throttle_xml_probability=0.0)
     statuses = [api.query(COUNT).status_code for _ in range(8)]
     assert statuses[:5] == [200] * 5 and statuses[5:] == [429] * 3
     body = api.query(COUNT).get_json()
     err = body["Fault"]["Error"][0]
     assert err["code"] == "3001" and "ThrottleExceeded" in err["Message"]
-    time.sleep(0.55)
+    api.sim.advance_clock(30)
     assert api.query(COUNT).status_code == 200
     st = api.sim.stats(api.realm)
     assert st["throttled"] == 4 and st["by_status"]["429"] == 4 and st["by_status"]["200"] == 6
     assert st["max_in_any_1s_window"] == 9  # attempts, throttled included
 
 
-def test_per_minute_limit_with_short_window() -> None:
-    api = _client(per_second=100, per_minute=6, minute_window=1.0, throttle_xml_probability=0.0)
+def test_per_minute_limit() -> None:
+    api = _client(per_second=100, per_minute=6, throttle_xml_probability=0.0)
     statuses = [api.query(COUNT).status_code for _ in range(8)]
     assert statuses.count(200) == 6 and statuses[-2:] == [429, 429]
-    time.sleep(1.05)
+    api.sim.advance_clock(api.sim.config.minute_window)
     assert api.query(COUNT).status_code == 200
     assert api.sim.stats(api.realm)["max_in_any_60s_window"] == 8
 
@@ -59,23 +61,50 @@ def test_xml_throttle_body() -> None:
     assert r.status_code == 429 and b'<Error code="3001">' in r.data and r.headers["intuit_tid"]
 
 
+def _hold_admitted(sim: Simulator) -> threading.Event:
+    """Keep every admitted request in flight (its slot taken) until the returned event is set."""
+    release = threading.Event()
+    finish = sim.limits.finish
+
+    def held_finish(ticket, status, outcome=None):
+        if ticket.admitted:
+            release.wait(30)
+        finish(ticket, status, outcome)
+
+    sim.limits.finish = held_finish
+    return release
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_concurrency_limit_over_http() -> None:
-    with SandboxServer(companies=1, customers=5, invoices=5, max_concurrent=3, latency=0.4,
+    with SandboxServer(companies=1, customers=5, invoices=5, max_concurrent=3,
                        throttle_xml_probability=0.0) as srv:
         realm = srv.sim.realms()[0]
         token = srv.sim.issue_tokens(realm)["access_token"]
         results: list[int] = []
         lock = threading.Lock()
+        release = _hold_admitted(srv.sim)
 
         def call() -> None:
             r = requests.get(f"{srv.url}/v3/company/{realm}/query", params={"query": COUNT},
-                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, timeout=10)
+                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, timeout=30)
             with lock:
                 results.append(r.status_code)
 
         threads = [threading.Thread(target=call) for _ in range(6)]
         for t in threads:
             t.start()
+        try:
+            # The three admitted requests stay in flight until every request has been decided.
+            _wait_for(lambda: srv.sim.stats(realm)["requests"] == 6)
+        finally:
+            release.set()
         for t in threads:
             t.join()
         assert sorted(results) == [200, 200, 200, 429, 429, 429]
@@ -120,6 +149,6 @@ def test_large_batch_fills_but_passes_second_window() -> None:
     assert r.status_code == 200 and len(r.get_json()["BatchItemResponse"]) == 30
     assert api.query(COUNT).status_code == 429  # the second window is full
     too_big = json.dumps({"BatchItemRequest": [{"bId": str(i), "Query": COUNT} for i in range(31)]})
-    time.sleep(1.05)
+    api.sim.advance_clock(api.sim.config.second_window)
     r = api.http.post(f"/v3/company/{api.realm}/batch", data=too_big, headers=api.headers())
     assert r.status_code == 400
