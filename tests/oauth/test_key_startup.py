@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -44,19 +43,18 @@ def _rows(db_session) -> list[tuple]:
     return [tuple(row) for row in db_session.execute(text("SELECT * FROM company ORDER BY id"))]
 
 
-def _flask(*args: str, keys: str | None, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+def _flask(*args: str, keys: str | None, **env: str) -> subprocess.CompletedProcess:
     environ = {**os.environ, **env}
     environ.pop("TOKEN_ENCRYPTION_KEYS")
     if keys is not None:
         environ["TOKEN_ENCRYPTION_KEYS"] = keys
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=environ,
                           capture_output=True, text=True, timeout=60)
-    return proc, time.monotonic() - started
+    return proc
 
 
-def _assert_refused(proc: subprocess.CompletedProcess, elapsed: float) -> None:
-    assert proc.returncode != 0 and elapsed < 5.0, (proc.returncode, elapsed, proc.stderr)
+def _assert_refused(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode != 0, (proc.returncode, proc.stderr)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("Configuration error: TOKEN_ENCRYPTION_KEYS cannot decrypt the stored tokens"), last
     assert "rotate-keys" in last and "Traceback" not in proc.stderr
@@ -67,15 +65,15 @@ def _assert_refused(proc: subprocess.CompletedProcess, elapsed: float) -> None:
                                      ("run", "--host", "127.0.0.1", "--port", "0")], ids=["worker", "web"])
 def test_replaced_key_stops_start_up_and_changes_nothing(sealed_with_old_key, db_session, command):
     args = [a if a != "0" else str(free_port()) for a in command]
-    proc, elapsed = _flask(*args, keys=Fernet.generate_key().decode())
-    _assert_refused(proc, elapsed)
+    proc = _flask(*args, keys=Fernet.generate_key().decode())
+    _assert_refused(proc)
     assert _rows(db_session) == sealed_with_old_key
 
 
 def test_missing_key_in_development_stops_start_up(sealed_with_old_key, db_session, tmp_path):
     """Without TOKEN_ENCRYPTION_KEYS the embedded default generates a key: not the one in use."""
-    proc, elapsed = _flask("routes", keys=None, APP_ENV="development", INSTANCE_PATH=str(tmp_path))
-    _assert_refused(proc, elapsed)
+    proc = _flask("routes", keys=None, APP_ENV="development", INSTANCE_PATH=str(tmp_path))
+    _assert_refused(proc)
     assert _rows(db_session) == sealed_with_old_key
 
 

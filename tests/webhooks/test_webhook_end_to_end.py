@@ -66,15 +66,12 @@ def test_a_change_in_quickbooks_reaches_the_database_within_seconds(live_app, co
 
     sim.configure_webhooks(f"{live_app}/v1/webhooks/qbo", VERIFIER, True, fmt)
     customer = sim.records(realm, "Customer")[0]
-    changed_at = time.monotonic()
     created = sim.create_invoice(realm, customer["Id"])
     new_id = str(created["Id"])
 
     row = _wait_for(lambda: db.session.scalar(select(Invoice).where(
         Invoice.company_source_id == realm, Invoice.source_id == new_id)), 15, "the new invoice")
-    latency = time.monotonic() - changed_at
     assert row.customer_source_id == customer["Id"] and row.customer_id is not None
-    assert latency < 15
     triggers = {run.trigger for run in db.session.scalars(select(SyncRun).where(SyncRun.company_source_id == realm))}
     assert triggers == {"connect", "webhook"}  # nothing polled: the scheduler is off
     assert_equal_to_source(sim, realm)
