@@ -80,9 +80,9 @@ def test_missing_key_in_development_stops_start_up(sealed_with_old_key, db_sessi
 def test_the_advice_in_the_message_works(sealed_with_old_key, db_session, old_key):
     """Old key back as the secondary, rotate-keys, then the new key alone starts."""
     new_key = Fernet.generate_key().decode()
-    proc, _ = _flask("rotate-keys", keys=f"{new_key},{old_key}")
+    proc = _flask("rotate-keys", keys=f"{new_key},{old_key}")
     assert proc.returncode == 0 and "tokens re-encrypted: 2" in proc.stdout, proc.stdout + proc.stderr
-    proc, _ = _flask("routes", keys=new_key)
+    proc = _flask("routes", keys=new_key)
     assert proc.returncode == 0, proc.stderr
     stored = db_session.execute(text("SELECT refresh_token FROM company")).scalar_one()
     assert TokenVault([new_key]).open(REALM, "refresh", stored) == "RT-secret"
@@ -91,7 +91,7 @@ def test_the_advice_in_the_message_works(sealed_with_old_key, db_session, old_ke
 def test_fresh_install_starts_with_any_key(db_session, tmp_path):
     """No company yet (migrated, empty), or no table at all (before `db upgrade`): start."""
     key = Fernet.generate_key().decode()
-    proc, _ = _flask("routes", keys=key)
+    proc = _flask("routes", keys=key)
     assert proc.returncode == 0, proc.stderr
-    proc, _ = _flask("routes", keys=key, DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    proc = _flask("routes", keys=key, DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
     assert proc.returncode == 0, proc.stderr
