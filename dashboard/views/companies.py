@@ -15,10 +15,8 @@ from werkzeug.routing import BuildError
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
 from ..services import sync_jobs
-from ..services.overview import (
-    OBJECT_TYPES, STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, company_detail,
-    companies_page,
-)
+from ..services.overview import company_detail, companies_page
+from ..services.overview_models import OBJECT_TYPES, STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError
 from . import formatting
 
 bp = Blueprint("companies", __name__)
