@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from flask import current_app
 from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select, union_all
 
 from ..extensions import db
-from ..models import (
-    COMPANY_NAME_ORDER, Company, ConnectionState, Customer, Invoice, RunStatus, SyncRun, SyncState, SyncStatus,
-)
+from ..models import COMPANY_NAME_ORDER, Company, ConnectionState, RunStatus, SyncRun, SyncState, SyncStatus
+from ..sync import specs
 from .overview_models import (
-    ATTENTION_ONLY_FILTERS, FAILING, OBJECT_TYPES, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary,
-    ObjectStatus, RunView, StateCounts, next_sync, object_status,
+    ATTENTION_ONLY_FILTERS, FAILING, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary, ObjectStatus,
+    RunView, StateCounts, next_sync, object_status, object_types,
 )
 
 RECENT_RUNS = 20
@@ -152,15 +152,17 @@ def _sync_states(realms: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _record_counts(realms: Sequence[str]) -> dict[tuple[str, str], int]:
-    """Count live records per (realm, object type) in one query."""
-    if not realms:
+def _record_counts(realms: Sequence[str], types: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Count live records per (realm, object type) in one query, over each object type's table."""
+    if not realms or not types:
         return {}
-    parts = [select(model.company_source_id.label("realm"), literal(name).label("object_type"),
-                    func.count().label("n"))
-             .where(model.company_source_id.in_(realms), model.is_deleted.is_(False))
-             .group_by(model.company_source_id)
-             for model, name in ((Customer, "customer"), (Invoice, "invoice"))]
+    parts = []
+    for object_type, _label in types:
+        table = db.metadata.tables[specs.SPECS[object_type].table]
+        parts.append(select(table.c.company_source_id.label("realm"), literal(object_type).label("object_type"),
+                            func.count().label("n"))
+                     .where(table.c.company_source_id.in_(realms), table.c.is_deleted.is_(False))
+                     .group_by(table.c.company_source_id))
     return {(realm, kind): n for realm, kind, n in db.session.execute(union_all(*parts)).all()}
 
 
@@ -175,28 +177,42 @@ def _active_runs(realms: Sequence[str]) -> dict[str, list[SyncRun]]:
     return found
 
 
-def _objects(realm: str, states: dict[str, Any], runs: Iterable[SyncRun],
-             counts: dict[tuple[str, str], int], now: datetime) -> tuple[ObjectStatus, ...]:
-    runs = list(runs)
+@dataclass(frozen=True)
+class _Facts:
+    """What the per-page queries found about a page's companies."""
+
+    types: tuple[tuple[str, str], ...]     # the object types, read from the specs once per page
+    states: dict[str, dict[str, Any]]      # realm -> object type -> sync state row
+    records: dict[tuple[str, str], int]    # (realm, object type) -> live records
+    runs: dict[str, list[SyncRun]]         # realm -> its queued and running runs
+    interval: timedelta
+
+
+def _facts(realms: Sequence[str]) -> _Facts:
+    """Read the sync states, record counts and active runs of these realms: three queries."""
+    types = object_types()
+    return _Facts(types=types, states=_sync_states(realms), records=_record_counts(realms, types),
+                  runs=_active_runs(realms),
+                  interval=timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes))
+
+
+def _objects(realm: str, facts: _Facts, now: datetime) -> tuple[ObjectStatus, ...]:
+    states, runs = facts.states.get(realm, {}), facts.runs.get(realm, ())
     result = []
-    for object_type, label in OBJECT_TYPES:
+    for object_type, label in facts.types:
         covering = [r for r in runs if r.object_type in (None, object_type)]
         started = next((r.started_at for r in covering if r.started_at), None)
         result.append(object_status(object_type, label, states.get(object_type), bool(covering), started,
-                                    counts.get((realm, object_type), 0), now))
+                                    facts.records.get((realm, object_type), 0), now))
     return tuple(result)
 
 
-def _summary(row, states, runs, counts, interval: timedelta, now: datetime) -> CompanySummary:
-    objects = _objects(row.source_id, states, runs, counts, now)
+def _summary(row, facts: _Facts, now: datetime) -> CompanySummary:
+    objects = _objects(row.source_id, facts, now)
     return CompanySummary(realm=row.source_id, name=row.name, connection_state=row.connection_state,
                           connection_error=row.connection_error,
-                          next_sync=next_sync(row.connection_state, row.next_sync_at, objects, interval, now),
+                          next_sync=next_sync(row.connection_state, row.next_sync_at, objects, facts.interval, now),
                           objects=objects)
-
-
-def _sync_interval() -> timedelta:
-    return timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes)
 
 
 def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
@@ -208,14 +224,9 @@ def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
     pages = max(1, math.ceil(matching / query.per_page))
     page = min(query.page, pages)
     rows = _page_rows(query, offset=(page - 1) * query.per_page)
-    realms = [row.source_id for row in rows]
-    states, records, runs = _sync_states(realms), _record_counts(realms), _active_runs(realms)
-    interval = _sync_interval()
-    companies = tuple(_summary(row, states.get(row.source_id, {}), runs.get(row.source_id, ()), records, interval,
-                               now)
-                      for row in rows)
-    return CompaniesPage(query=query, companies=companies, matching=matching, page=page, pages=pages,
-                         counts=counts)
+    facts = _facts([row.source_id for row in rows])
+    return CompaniesPage(query=query, companies=tuple(_summary(row, facts, now) for row in rows),
+                         matching=matching, page=page, pages=pages, counts=counts)
 
 
 def _run_view(run: SyncRun) -> RunView:
@@ -233,15 +244,13 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
         .where(Company.source_id == realm)).first()
     if row is None:
         return None
-    states = _sync_states([realm]).get(realm, {})
-    records = _record_counts([realm])
-    active = _active_runs([realm]).get(realm, [])
+    facts = _facts([realm])
     recent = db.session.scalars(select(SyncRun).where(SyncRun.company_source_id == realm)
                                 .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
                                 .limit(RECENT_RUNS)).all()
     return CompanyDetail(
-        summary=_summary(row, states, active, records, _sync_interval(), now), connected_at=row.connected_at,
+        summary=_summary(row, facts, now), connected_at=row.connected_at,
         disconnected_at=row.disconnected_at, created_at=row.created_at,
         access_token_expires_at=row.access_token_expires_at,
         refresh_token_expires_at=row.refresh_token_expires_at, last_webhook_at=row.last_webhook_at,
-        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in active))
+        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in facts.runs.get(realm, ())))

@@ -1,7 +1,8 @@
 """What the operator dashboard shows, as plain values: view models and the rules that fill them.
 
 No database here: ``services/overview.py`` reads the rows and hands them to these rules, and
-tests drive the rules with plain values. Object types come from the entity specs.
+tests drive the rules with plain values. Object types come from the entity specs, read at
+call time, so a spec registered after import is listed like the others.
 """
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from datetime import datetime, timedelta
 from typing import Optional, Sequence
 
 from ..models import ConnectionState, RunKind, RunStatus, SyncStatus
-from ..sync.specs import SPECS
+from ..sync import specs
 
-# Object types in sync order (customers before invoices), with their display names.
-OBJECT_TYPES: tuple[tuple[str, str], ...] = tuple((spec.name, f"{spec.entity}s") for spec in SPECS.values())
 PER_PAGE = 50
 # The "failing" filter is not a connection state but what an operator looks for first.
 FAILING = "failing"
@@ -25,6 +24,29 @@ ATTENTION_ONLY_FILTERS = (FAILING, ConnectionState.RECONNECT_REQUIRED.value)
 
 class OverviewError(ValueError):
     """A filter or page number the dashboard cannot show; the message says why."""
+
+
+# --- object types ----------------------------------------------------------------------------
+
+def object_types() -> tuple[tuple[str, str], ...]:
+    """Return (object type, display name) for every synced object type, in sync order."""
+    return tuple((spec.name, _label(spec)) for spec in specs.ordered())
+
+
+def object_type_label(object_type: str) -> str:
+    """Return the display name of an object type; its own name once no spec declares it."""
+    spec = specs.SPECS.get(object_type)
+    return _label(spec) if spec else object_type
+
+
+def object_types_in_words() -> str:
+    """Return every object type's display name in a sentence: "customers and invoices"."""
+    names = [label.lower() for _name, label in object_types()]
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1] if names else "")))
+
+
+def _label(spec: specs.EntitySpec) -> str:
+    return f"{spec.entity}s"
 
 
 # --- view models -------------------------------------------------------------------------
@@ -203,6 +225,11 @@ class RunView:
     pages: int
     requests: int
     error_message: Optional[str]
+
+    @property
+    def object_label(self) -> Optional[str]:
+        """Return the display name of the one object type this run covered (None: all of them)."""
+        return object_type_label(self.object_type) if self.object_type else None
 
     @property
     def duration(self) -> Optional[timedelta]:
