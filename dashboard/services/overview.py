@@ -68,14 +68,17 @@ def _has_failure_probed():
     return func.coalesce(found, False)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _matches_search(search: str):
-    pattern = f"%{_escape_like(search.lower())}%"
-    return or_(func.lower(Company.name).like(pattern, escape="\\"),
-               func.lower(Company.source_id).like(pattern, escape="\\"))
+    """Match the search as plain text anywhere in the name or the realm, ignoring case.
+
+    ``contains(autoescape=True)`` on the lowered columns rather than ``icontains``: the
+    statement stays ``lower(x) LIKE`` (the plans PostgreSQL picks for it, walking the
+    name-order index, are unchanged), and the text is lowered by Python, which knows every
+    alphabet, where SQLite's lower() knows only ASCII.
+    """
+    text = search.lower()
+    return or_(func.lower(Company.name).contains(text, autoescape=True),
+               func.lower(Company.source_id).contains(text, autoescape=True))
 
 
 def _filtered(stmt: Select, query: CompaniesQuery) -> Select:
