@@ -4,9 +4,11 @@ from __future__ import annotations
 from typing import Optional
 
 from flask import Flask, Request, abort, request
+from flask_login import current_user
 
 from .extensions import db, login_manager
 from .models import Operator
+from .views.auth import redirect_to_sign_in
 
 # htmx 2 works under this policy once its inline indicator styles are turned off
 # (the htmx-config meta tag in base.html); no inline script anywhere.
@@ -62,8 +64,6 @@ def register(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        from .views.auth import redirect_to_sign_in
-
         return redirect_to_sign_in()
 
     # Before the sign-in check: the sign-in form and its ``next`` are input too.
@@ -75,8 +75,6 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def require_operator():
-        from flask_login import current_user
-
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return None
         if not current_user.is_authenticated:

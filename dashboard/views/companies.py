@@ -14,7 +14,7 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import sync_jobs
+from ..services import connections, sync_jobs
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
     STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, object_types, object_types_in_words,
@@ -160,8 +160,6 @@ def disconnect(realm: str):
     company = _detail_or_404(realm)
     if not _confirmed():
         return _confirmation(company, "disconnect")
-    from ..services import connections
-
     if company.summary.connection_state is ConnectionState.DISCONNECTED:
         flash(f"{company.summary.display_name} is already disconnected.", "warning")
     else:
