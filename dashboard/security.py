@@ -1,10 +1,14 @@
-"""Response headers, sign-in enforcement and the session user loader."""
+"""Response headers, sign-in enforcement, refusal of unstorable text and the session user loader."""
 from __future__ import annotations
 
-from flask import Flask, request
+from typing import Optional
+
+from flask import Flask, Request, abort, request
+from flask_login import current_user
 
 from .extensions import db, login_manager
 from .models import Operator
+from .views.auth import redirect_to_sign_in
 
 # htmx 2 works under this policy once its inline indicator styles are turned off
 # (the htmx-config meta tag in base.html); no inline script anywhere.
@@ -30,6 +34,24 @@ PUBLIC_ENDPOINTS = {
 }
 
 
+# PostgreSQL refuses a NUL in any string, so a NUL in a search or a realm crashed the query.
+# It is the one character a URL or a form can bring that no column stores: werkzeug decodes
+# bytes that are not UTF-8 to replacement characters (or leaves them escaped), never to
+# lone surrogates.
+UNSTORABLE = "\x00"
+
+
+def unstorable_input(req: Request) -> Optional[str]:
+    """Return why the request carries text no column can store (a NUL), or None when it does not."""
+    if any(UNSTORABLE in str(value) for value in (req.view_args or {}).values()):
+        return "The address cannot contain a NUL character. Check the link, or go back to the companies list."
+    for fields, what in ((req.args, "query parameter"), (req.form, "form field")):
+        for name, value in fields.items(multi=True):
+            if UNSTORABLE in name or UNSTORABLE in value:
+                return f"The {what} {name!r} cannot contain a NUL character. Remove it and try again."
+    return None
+
+
 def register(app: Flask) -> None:
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
@@ -42,14 +64,17 @@ def register(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        from .views.auth import redirect_to_sign_in
-
         return redirect_to_sign_in()
+
+    # Before the sign-in check: the sign-in form and its ``next`` are input too.
+    @app.before_request
+    def refuse_unstorable_input():
+        problem = unstorable_input(request)
+        if problem:
+            abort(400, problem)
 
     @app.before_request
     def require_operator():
-        from flask_login import current_user
-
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return None
         if not current_user.is_authenticated:

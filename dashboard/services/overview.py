@@ -1,332 +1,32 @@
-"""Screen data for the operator dashboard, as plain dataclasses.
+"""Screen data for the operator dashboard: the queries that fill the view models.
 
-Templates only render what is built here, and every function issues a fixed number
-of queries whatever the number of companies: the counts, the page of companies, then one
-query per kind of fact (sync states, record counts, active runs) over that page's realms.
-Tokens are never selected, so they cannot leak into a page.
+Templates only render what is built here (``overview_models`` holds the dataclasses and
+the rules), and every function issues a fixed number of queries whatever the number of
+companies: the counts, the page of companies, then one query per kind of fact (sync
+states, record counts, active runs) over that page's realms. Tokens are never selected,
+so they cannot leak into a page.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from flask import current_app
 from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select, union_all
 
 from ..extensions import db
-from ..sync.specs import SPECS
-from ..models import (
-    COMPANY_NAME_ORDER, Company, ConnectionState, Customer, Invoice, RunKind, RunStatus, SyncRun, SyncState,
-    SyncStatus,
+from ..models import COMPANY_NAME_ORDER, Company, ConnectionState, RunStatus, SyncRun, SyncState, SyncStatus
+from ..sync import specs
+from .overview_models import (
+    ATTENTION_ONLY_FILTERS, FAILING, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary, ObjectStatus,
+    RunView, StateCounts, next_sync, object_status, object_types,
 )
 
-# Object types in sync order (customers before invoices), with their display names.
-OBJECT_TYPES: tuple[tuple[str, str], ...] = tuple((spec.name, f"{spec.entity}s") for spec in SPECS.values())
-PER_PAGE = 50
 RECENT_RUNS = 20
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-# The "failing" filter is not a connection state but what an operator looks for first.
-FAILING = "failing"
-STATE_FILTERS: tuple[str, ...] = tuple(s.value for s in ConnectionState) + (FAILING,)
-# Filters that only match companies needing attention: their page is simply by name.
-ATTENTION_ONLY_FILTERS = (FAILING, ConnectionState.RECONNECT_REQUIRED.value)
-
-
-class OverviewError(ValueError):
-    """A filter or page number the dashboard cannot show; the message says why."""
-
-
-# --- view models -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a running backfill has come."""
-
-    synced: int
-    total: Optional[int]
-    percent: Optional[int]
-    time_left: Optional[timedelta]
-
-
-@dataclass(frozen=True)
-class ObjectStatus:
-    """The sync of one object type of one company, as the operator sees it."""
-
-    object_type: str
-    label: str
-    # One of: running, queued, failed, synced, pending (never synced yet).
-    state: str
-    state_label: str
-    sync_status: Optional[SyncStatus]
-    backfill_done: bool
-    progress: Optional[Progress]
-    last_attempt_at: Optional[datetime]
-    last_success_at: Optional[datetime]
-    error_message: Optional[str]
-    error_kind: Optional[str]
-    attempts: int
-    last_failed_at: Optional[datetime]
-    record_count: int
-
-    @property
-    def busy(self) -> bool:
-        return self.state in ("running", "queued")
-
-    @property
-    def failed(self) -> bool:
-        return self.state == "failed"
-
-    @property
-    def can_retry(self) -> bool:
-        return self.sync_status is SyncStatus.FAILED and not self.busy
-
-
-@dataclass(frozen=True)
-class NextSync:
-    """What an operator can expect of a connected company's next scheduled sync."""
-
-    # One of: at (expected at ``at``), due (the next scheduler tick takes it),
-    # after_backfill (incremental syncs start once the initial backfill is done).
-    kind: str
-    at: Optional[datetime] = None
-
-
-@dataclass(frozen=True)
-class CompanySummary:
-    """One row of the companies page."""
-
-    realm: str
-    name: Optional[str]
-    connection_state: ConnectionState
-    connection_error: Optional[str]
-    # None while the company is not connected: nothing is scheduled for it.
-    next_sync: Optional[NextSync]
-    objects: tuple[ObjectStatus, ...]
-
-    @property
-    def display_name(self) -> str:
-        return self.name or f"Company {self.realm}"
-
-    @property
-    def busy(self) -> bool:
-        return any(o.busy for o in self.objects)
-
-    @property
-    def failing(self) -> bool:
-        return any(o.failed for o in self.objects)
-
-    @property
-    def needs_attention(self) -> bool:
-        return self.failing or self.connection_state is ConnectionState.RECONNECT_REQUIRED
-
-    @property
-    def last_success_at(self) -> Optional[datetime]:
-        """Return when every object type last succeeded (the oldest of them), if all have."""
-        times = [o.last_success_at for o in self.objects]
-        return min(times) if times and all(times) else None
-
-    @property
-    def record_count(self) -> int:
-        return sum(o.record_count for o in self.objects)
-
-
-@dataclass(frozen=True)
-class StateCounts:
-    """How many companies are in each connection state, and how many are failing."""
-
-    by_state: dict[str, int]
-    failing: int
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_state.values())
-
-    def get(self, key: str) -> int:
-        return self.failing if key == FAILING else self.by_state.get(key, 0)
-
-
-@dataclass(frozen=True)
-class CompaniesQuery:
-    """What the operator asked the companies page for."""
-
-    state: Optional[str] = None
-    search: str = ""
-    page: int = 1
-    per_page: int = PER_PAGE
-
-    @classmethod
-    def from_args(cls, args, per_page: int = PER_PAGE) -> "CompaniesQuery":
-        """Parse the page's query string; raise OverviewError on a value it cannot use."""
-        state = (args.get("state") or "").strip() or None
-        if state is not None and state not in STATE_FILTERS:
-            raise OverviewError(f"Unknown state filter {state!r}: use one of {', '.join(STATE_FILTERS)}.")
-        search = (args.get("q") or "").strip()
-        if len(search) > 200:
-            raise OverviewError("The search text is too long (200 characters at most).")
-        raw_page = (args.get("page") or "1").strip()
-        if not raw_page.isdigit() or int(raw_page) < 1:
-            raise OverviewError(f"Page must be a whole number from 1 up, not {raw_page!r}.")
-        return cls(state=state, search=search, page=int(raw_page), per_page=per_page)
-
-    def args(self, **changes) -> dict[str, str]:
-        """Return the query-string arguments for this query with some changed (for links)."""
-        values = {"state": self.state, "q": self.search, "page": self.page, **changes}
-        return {k: str(v) for k, v in values.items() if v not in (None, "") and not (k == "page" and v == 1)}
-
-
-@dataclass(frozen=True)
-class CompaniesPage:
-    query: CompaniesQuery
-    companies: tuple[CompanySummary, ...]
-    matching: int
-    page: int
-    pages: int
-    counts: StateCounts
-
-    @property
-    def busy(self) -> bool:
-        return any(c.busy for c in self.companies)
-
-    @property
-    def first_index(self) -> int:
-        return (self.page - 1) * self.query.per_page + 1 if self.companies else 0
-
-    @property
-    def last_index(self) -> int:
-        return self.first_index + len(self.companies) - 1 if self.companies else 0
-
-
-@dataclass(frozen=True)
-class RunView:
-    """One row of a company's sync history."""
-
-    id: int
-    kind: RunKind
-    object_type: Optional[str]
-    status: RunStatus
-    trigger: Optional[str]
-    queued_at: datetime
-    started_at: Optional[datetime]
-    finished_at: Optional[datetime]
-    records_written: int
-    pages: int
-    requests: int
-    error_message: Optional[str]
-
-    @property
-    def duration(self) -> Optional[timedelta]:
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
-
-
-@dataclass(frozen=True)
-class CompanyDetail:
-    """Everything the company page shows (never the tokens)."""
-
-    summary: CompanySummary
-    connected_at: Optional[datetime]
-    disconnected_at: Optional[datetime]
-    created_at: datetime
-    access_token_expires_at: Optional[datetime]
-    refresh_token_expires_at: Optional[datetime]
-    last_webhook_at: Optional[datetime]
-    runs: tuple[RunView, ...]
-    active_runs: tuple[RunView, ...] = field(default=())
-
-    @property
-    def realm(self) -> str:
-        return self.summary.realm
-
-    @property
-    def busy(self) -> bool:
-        return self.summary.busy or bool(self.active_runs)
-
-
-# --- pure rules ------------------------------------------------------------------------------
-
-def estimate_time_left(synced: int, total: Optional[int], started_at: Optional[datetime],
-                       now: datetime) -> Optional[timedelta]:
-    """Estimate the time left at the average rate since ``started_at``; None when unknown."""
-    if not total or started_at is None or synced <= 0 or synced >= total:
-        return None
-    elapsed = (now - started_at).total_seconds()
-    if elapsed <= 0:
-        return None
-    rate = synced / elapsed
-    return timedelta(seconds=math.ceil((total - synced) / rate))
-
-
-def backfill_progress(synced: int, total: Optional[int], started_at: Optional[datetime],
-                      now: datetime) -> Progress:
-    """Return the progress of a backfill; ``total`` may be unknown (not counted yet)."""
-    percent = None
-    if total:
-        percent = min(100, int(synced * 100 / total))
-    elif total == 0:
-        percent = 100
-    return Progress(synced=synced, total=total, percent=percent,
-                    time_left=estimate_time_left(synced, total, started_at, now))
-
-
-def next_sync(connection_state: ConnectionState, scheduled_at: Optional[datetime],
-              objects: Sequence[ObjectStatus], interval: timedelta, now: datetime) -> Optional[NextSync]:
-    """Say when the next scheduled sync of a company is to be expected.
-
-    The scheduler's slot once it has given the company one; before its first tick, the
-    oldest last success plus the interval. A slot in the past is due at the next tick.
-    """
-    if connection_state is not ConnectionState.CONNECTED:
-        return None
-    if not objects or not all(o.backfill_done for o in objects):
-        return NextSync("after_backfill")
-    last_success = min((o.last_success_at for o in objects if o.last_success_at), default=None)
-    expected = scheduled_at or (last_success + interval if last_success else None)
-    if expected is None or expected <= now:
-        return NextSync("due")
-    return NextSync("at", expected)
-
-
-def object_status(object_type: str, label: str, state, queued: bool,
-                  run_started_at: Optional[datetime], record_count: int, now: datetime) -> ObjectStatus:
-    """Decide what an operator sees for one object type.
-
-    ``state`` is its sync_state (a row with the ``_STATE_COLUMNS``, or a SyncState), None
-    before the first sync. A sync that is running wins over a queued run (it is the queued
-    run, started), which wins over the last outcome, so a pressed Retry shows at once as
-    "Queued".
-    """
-    status = state.status if state else None
-    if status is SyncStatus.IN_PROGRESS:
-        shown, text = "running", "Running"
-    elif queued:
-        shown, text = "queued", "Queued"
-    elif status is SyncStatus.FAILED:
-        shown, text = "failed", "Failed"
-    elif status is SyncStatus.SUCCEEDED:
-        shown, text = "synced", "Synced"
-    else:
-        shown, text = "pending", "Not synced yet"
-    progress = None
-    if state is not None and shown == "running" and not state.is_initial_backfill_completed:
-        progress = backfill_progress(state.records_synced, state.records_total,
-                                     state.initial_attempt_time or run_started_at, now)
-    return ObjectStatus(
-        object_type=object_type, label=label, state=shown, state_label=text, sync_status=status,
-        backfill_done=bool(state and state.is_initial_backfill_completed), progress=progress,
-        last_attempt_at=state.last_attempt_time if state else None,
-        last_success_at=state.last_successful_sync_time if state else None,
-        error_message=state.error_message if state and status is SyncStatus.FAILED else None,
-        error_kind=state.error_kind if state and status is SyncStatus.FAILED else None,
-        attempts=state.attempts if state else 0,
-        last_failed_at=state.last_failed_at if state else None,
-        record_count=record_count)
-
-
-# --- queries -----------------------------------------------------------------------------------
 
 _COMPANY_COLUMNS = (Company.source_id, Company.name, Company.connection_state, Company.connection_error,
                     Company.next_sync_at)
@@ -368,14 +68,17 @@ def _has_failure_probed():
     return func.coalesce(found, False)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _matches_search(search: str):
-    pattern = f"%{_escape_like(search.lower())}%"
-    return or_(func.lower(Company.name).like(pattern, escape="\\"),
-               func.lower(Company.source_id).like(pattern, escape="\\"))
+    """Match the search as plain text anywhere in the name or the realm, ignoring case.
+
+    ``contains(autoescape=True)`` on the lowered columns rather than ``icontains``: the
+    statement stays ``lower(x) LIKE`` (the plans PostgreSQL picks for it, walking the
+    name-order index, are unchanged), and the text is lowered by Python, which knows every
+    alphabet, where SQLite's lower() knows only ASCII.
+    """
+    text = search.lower()
+    return or_(func.lower(Company.name).contains(text, autoescape=True),
+               func.lower(Company.source_id).contains(text, autoescape=True))
 
 
 def _filtered(stmt: Select, query: CompaniesQuery) -> Select:
@@ -452,15 +155,17 @@ def _sync_states(realms: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _record_counts(realms: Sequence[str]) -> dict[tuple[str, str], int]:
-    """Count live records per (realm, object type) in one query."""
-    if not realms:
+def _record_counts(realms: Sequence[str], types: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Count live records per (realm, object type) in one query, over each object type's table."""
+    if not realms or not types:
         return {}
-    parts = [select(model.company_source_id.label("realm"), literal(name).label("object_type"),
-                    func.count().label("n"))
-             .where(model.company_source_id.in_(realms), model.is_deleted.is_(False))
-             .group_by(model.company_source_id)
-             for model, name in ((Customer, "customer"), (Invoice, "invoice"))]
+    parts = []
+    for object_type, _label in types:
+        table = db.metadata.tables[specs.SPECS[object_type].table]
+        parts.append(select(table.c.company_source_id.label("realm"), literal(object_type).label("object_type"),
+                            func.count().label("n"))
+                     .where(table.c.company_source_id.in_(realms), table.c.is_deleted.is_(False))
+                     .group_by(table.c.company_source_id))
     return {(realm, kind): n for realm, kind, n in db.session.execute(union_all(*parts)).all()}
 
 
@@ -475,28 +180,42 @@ def _active_runs(realms: Sequence[str]) -> dict[str, list[SyncRun]]:
     return found
 
 
-def _objects(realm: str, states: dict[str, Any], runs: Iterable[SyncRun],
-             counts: dict[tuple[str, str], int], now: datetime) -> tuple[ObjectStatus, ...]:
-    runs = list(runs)
+@dataclass(frozen=True)
+class _Facts:
+    """What the per-page queries found about a page's companies."""
+
+    types: tuple[tuple[str, str], ...]     # the object types, read from the specs once per page
+    states: dict[str, dict[str, Any]]      # realm -> object type -> sync state row
+    records: dict[tuple[str, str], int]    # (realm, object type) -> live records
+    runs: dict[str, list[SyncRun]]         # realm -> its queued and running runs
+    interval: timedelta
+
+
+def _facts(realms: Sequence[str]) -> _Facts:
+    """Read the sync states, record counts and active runs of these realms: three queries."""
+    types = object_types()
+    return _Facts(types=types, states=_sync_states(realms), records=_record_counts(realms, types),
+                  runs=_active_runs(realms),
+                  interval=timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes))
+
+
+def _objects(realm: str, facts: _Facts, now: datetime) -> tuple[ObjectStatus, ...]:
+    states, runs = facts.states.get(realm, {}), facts.runs.get(realm, ())
     result = []
-    for object_type, label in OBJECT_TYPES:
+    for object_type, label in facts.types:
         covering = [r for r in runs if r.object_type in (None, object_type)]
         started = next((r.started_at for r in covering if r.started_at), None)
         result.append(object_status(object_type, label, states.get(object_type), bool(covering), started,
-                                    counts.get((realm, object_type), 0), now))
+                                    facts.records.get((realm, object_type), 0), now))
     return tuple(result)
 
 
-def _summary(row, states, runs, counts, interval: timedelta, now: datetime) -> CompanySummary:
-    objects = _objects(row.source_id, states, runs, counts, now)
+def _summary(row, facts: _Facts, now: datetime) -> CompanySummary:
+    objects = _objects(row.source_id, facts, now)
     return CompanySummary(realm=row.source_id, name=row.name, connection_state=row.connection_state,
                           connection_error=row.connection_error,
-                          next_sync=next_sync(row.connection_state, row.next_sync_at, objects, interval, now),
+                          next_sync=next_sync(row.connection_state, row.next_sync_at, objects, facts.interval, now),
                           objects=objects)
-
-
-def _sync_interval() -> timedelta:
-    return timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes)
 
 
 def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
@@ -508,14 +227,9 @@ def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
     pages = max(1, math.ceil(matching / query.per_page))
     page = min(query.page, pages)
     rows = _page_rows(query, offset=(page - 1) * query.per_page)
-    realms = [row.source_id for row in rows]
-    states, records, runs = _sync_states(realms), _record_counts(realms), _active_runs(realms)
-    interval = _sync_interval()
-    companies = tuple(_summary(row, states.get(row.source_id, {}), runs.get(row.source_id, ()), records, interval,
-                               now)
-                      for row in rows)
-    return CompaniesPage(query=query, companies=companies, matching=matching, page=page, pages=pages,
-                         counts=counts)
+    facts = _facts([row.source_id for row in rows])
+    return CompaniesPage(query=query, companies=tuple(_summary(row, facts, now) for row in rows),
+                         matching=matching, page=page, pages=pages, counts=counts)
 
 
 def _run_view(run: SyncRun) -> RunView:
@@ -533,15 +247,13 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
         .where(Company.source_id == realm)).first()
     if row is None:
         return None
-    states = _sync_states([realm]).get(realm, {})
-    records = _record_counts([realm])
-    active = _active_runs([realm]).get(realm, [])
+    facts = _facts([realm])
     recent = db.session.scalars(select(SyncRun).where(SyncRun.company_source_id == realm)
                                 .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
                                 .limit(RECENT_RUNS)).all()
     return CompanyDetail(
-        summary=_summary(row, states, active, records, _sync_interval(), now), connected_at=row.connected_at,
+        summary=_summary(row, facts, now), connected_at=row.connected_at,
         disconnected_at=row.disconnected_at, created_at=row.created_at,
         access_token_expires_at=row.access_token_expires_at,
         refresh_token_expires_at=row.refresh_token_expires_at, last_webhook_at=row.last_webhook_at,
-        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in active))
+        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in facts.runs.get(realm, ())))

@@ -14,10 +14,10 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import sync_jobs
-from ..services.overview import (
-    OBJECT_TYPES, STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, company_detail,
-    companies_page,
+from ..services import connections, sync_jobs
+from ..services.overview import company_detail, companies_page
+from ..services.overview_models import (
+    STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, object_types, object_types_in_words,
 )
 from . import formatting
 
@@ -37,6 +37,7 @@ bp.add_app_template_filter(formatting.duration_text, "duration")
 bp.add_app_template_filter(formatting.number_text, "number")
 bp.add_app_template_global(formatting.connection_badge_html, "connection_badge_html")
 bp.add_app_template_global(formatting.object_badge_html, "object_badge_html")
+bp.add_app_template_global(object_types_in_words, "object_types_in_words")
 
 
 @bp.app_template_global("when_html")
@@ -140,7 +141,7 @@ def full_resync(realm: str):
 def retry(realm: str):
     _detail_or_404(realm)
     object_type = request.form.get("object_type", "")
-    labels = dict(OBJECT_TYPES)
+    labels = dict(object_types())
     if object_type not in labels:
         return _refuse(realm, f"Cannot retry {object_type!r}: choose one of {', '.join(labels)}.", 400)
     try:
@@ -159,8 +160,6 @@ def disconnect(realm: str):
     company = _detail_or_404(realm)
     if not _confirmed():
         return _confirmation(company, "disconnect")
-    from ..services import connections
-
     if company.summary.connection_state is ConnectionState.DISCONNECTED:
         flash(f"{company.summary.display_name} is already disconnected.", "warning")
     else:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dashboard.models import ConnectionState, SyncState, SyncStatus
-from dashboard.services.overview import CompaniesQuery, NextSync, OverviewError, backfill_progress, \
+from dashboard.services.overview_models import CompaniesQuery, NextSync, OverviewError, backfill_progress, \
     estimate_time_left, next_sync, object_status
 from dashboard.views.formatting import duration_text, next_sync_html, number_text, relative_time, utc_text
 

@@ -130,6 +130,15 @@ def test_search_by_name_or_realm(signed_in, app, q, expected):
         assert "No companies match" in text(response)
 
 
+@pytest.mark.parametrize("q, expected", [("%", ["50% off"]), ("_", ["a_b"]), ("\\", ["a\\b"]), ("/", ["a/b"]),
+                                         ("É", ["école"]), ("'", [])])
+def test_search_takes_wildcards_and_escape_characters_literally(signed_in, app, q, expected):
+    with app.app_context():
+        for realm, name in enumerate(("50% off", "a_b", "a\\b", "a/b", "axb", "école")):
+            make.company(str(realm + 1), name)
+    assert rows(text(signed_in.get("/", query_string={"q": q}))) == expected
+
+
 def test_pagination_fifty_per_page(signed_in, app):
     from dashboard.extensions import db
 

@@ -1,0 +1,341 @@
+"""What the operator dashboard shows, as plain values: view models and the rules that fill them.
+
+No database here: ``services/overview.py`` reads the rows and hands them to these rules, and
+tests drive the rules with plain values. Object types come from the entity specs, read at
+call time, so a spec registered after import is listed like the others.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Optional, Sequence
+
+from ..models import ConnectionState, RunKind, RunStatus, SyncStatus
+from ..sync import specs
+
+PER_PAGE = 50
+# The "failing" filter is not a connection state but what an operator looks for first.
+FAILING = "failing"
+STATE_FILTERS: tuple[str, ...] = tuple(s.value for s in ConnectionState) + (FAILING,)
+# Filters that only match companies needing attention: their page is simply by name.
+ATTENTION_ONLY_FILTERS = (FAILING, ConnectionState.RECONNECT_REQUIRED.value)
+
+
+class OverviewError(ValueError):
+    """A filter or page number the dashboard cannot show; the message says why."""
+
+
+# --- object types ----------------------------------------------------------------------------
+
+def object_types() -> tuple[tuple[str, str], ...]:
+    """Return (object type, display name) for every synced object type, in sync order."""
+    return tuple((spec.name, _label(spec)) for spec in specs.ordered())
+
+
+def object_type_label(object_type: str) -> str:
+    """Return the display name of an object type; its own name once no spec declares it."""
+    spec = specs.SPECS.get(object_type)
+    return _label(spec) if spec else object_type
+
+
+def object_types_in_words() -> str:
+    """Return every object type's display name in a sentence: "customers and invoices"."""
+    names = [label.lower() for _name, label in object_types()]
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1] if names else "")))
+
+
+def _label(spec: specs.EntitySpec) -> str:
+    return f"{spec.entity}s"
+
+
+# --- view models -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running backfill has come."""
+
+    synced: int
+    total: Optional[int]
+    percent: Optional[int]
+    time_left: Optional[timedelta]
+
+
+@dataclass(frozen=True)
+class ObjectStatus:
+    """The sync of one object type of one company, as the operator sees it."""
+
+    object_type: str
+    label: str
+    # One of: running, queued, failed, synced, pending (never synced yet).
+    state: str
+    state_label: str
+    sync_status: Optional[SyncStatus]
+    backfill_done: bool
+    progress: Optional[Progress]
+    last_attempt_at: Optional[datetime]
+    last_success_at: Optional[datetime]
+    error_message: Optional[str]
+    error_kind: Optional[str]
+    attempts: int
+    last_failed_at: Optional[datetime]
+    record_count: int
+
+    @property
+    def busy(self) -> bool:
+        return self.state in ("running", "queued")
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+    @property
+    def can_retry(self) -> bool:
+        return self.sync_status is SyncStatus.FAILED and not self.busy
+
+
+@dataclass(frozen=True)
+class NextSync:
+    """What an operator can expect of a connected company's next scheduled sync."""
+
+    # One of: at (expected at ``at``), due (the next scheduler tick takes it),
+    # after_backfill (incremental syncs start once the initial backfill is done).
+    kind: str
+    at: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class CompanySummary:
+    """One row of the companies page."""
+
+    realm: str
+    name: Optional[str]
+    connection_state: ConnectionState
+    connection_error: Optional[str]
+    # None while the company is not connected: nothing is scheduled for it.
+    next_sync: Optional[NextSync]
+    objects: tuple[ObjectStatus, ...]
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Company {self.realm}"
+
+    @property
+    def busy(self) -> bool:
+        return any(o.busy for o in self.objects)
+
+    @property
+    def failing(self) -> bool:
+        return any(o.failed for o in self.objects)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.failing or self.connection_state is ConnectionState.RECONNECT_REQUIRED
+
+    @property
+    def last_success_at(self) -> Optional[datetime]:
+        """Return when every object type last succeeded (the oldest of them), if all have."""
+        times = [o.last_success_at for o in self.objects]
+        return min(times) if times and all(times) else None
+
+    @property
+    def record_count(self) -> int:
+        return sum(o.record_count for o in self.objects)
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    """How many companies are in each connection state, and how many are failing."""
+
+    by_state: dict[str, int]
+    failing: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    def get(self, key: str) -> int:
+        return self.failing if key == FAILING else self.by_state.get(key, 0)
+
+
+@dataclass(frozen=True)
+class CompaniesQuery:
+    """What the operator asked the companies page for."""
+
+    state: Optional[str] = None
+    search: str = ""
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def from_args(cls, args, per_page: int = PER_PAGE) -> "CompaniesQuery":
+        """Parse the page's query string; raise OverviewError on a value it cannot use."""
+        state = (args.get("state") or "").strip() or None
+        if state is not None and state not in STATE_FILTERS:
+            raise OverviewError(f"Unknown state filter {state!r}: use one of {', '.join(STATE_FILTERS)}.")
+        search = (args.get("q") or "").strip()
+        if len(search) > 200:
+            raise OverviewError("The search text is too long (200 characters at most).")
+        raw_page = (args.get("page") or "1").strip()
+        if not raw_page.isdigit() or int(raw_page) < 1:
+            raise OverviewError(f"Page must be a whole number from 1 up, not {raw_page!r}.")
+        return cls(state=state, search=search, page=int(raw_page), per_page=per_page)
+
+    def args(self, **changes) -> dict[str, str]:
+        """Return the query-string arguments for this query with some changed (for links)."""
+        values = {"state": self.state, "q": self.search, "page": self.page, **changes}
+        return {k: str(v) for k, v in values.items() if v not in (None, "") and not (k == "page" and v == 1)}
+
+
+@dataclass(frozen=True)
+class CompaniesPage:
+    query: CompaniesQuery
+    companies: tuple[CompanySummary, ...]
+    matching: int
+    page: int
+    pages: int
+    counts: StateCounts
+
+    @property
+    def busy(self) -> bool:
+        return any(c.busy for c in self.companies)
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * self.query.per_page + 1 if self.companies else 0
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.companies) - 1 if self.companies else 0
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One row of a company's sync history."""
+
+    id: int
+    kind: RunKind
+    object_type: Optional[str]
+    status: RunStatus
+    trigger: Optional[str]
+    queued_at: datetime
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    records_written: int
+    pages: int
+    requests: int
+    error_message: Optional[str]
+
+    @property
+    def object_label(self) -> Optional[str]:
+        """Return the display name of the one object type this run covered (None: all of them)."""
+        return object_type_label(self.object_type) if self.object_type else None
+
+    @property
+    def duration(self) -> Optional[timedelta]:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+@dataclass(frozen=True)
+class CompanyDetail:
+    """Everything the company page shows (never the tokens)."""
+
+    summary: CompanySummary
+    connected_at: Optional[datetime]
+    disconnected_at: Optional[datetime]
+    created_at: datetime
+    access_token_expires_at: Optional[datetime]
+    refresh_token_expires_at: Optional[datetime]
+    last_webhook_at: Optional[datetime]
+    runs: tuple[RunView, ...]
+    active_runs: tuple[RunView, ...] = field(default=())
+
+    @property
+    def realm(self) -> str:
+        return self.summary.realm
+
+    @property
+    def busy(self) -> bool:
+        return self.summary.busy or bool(self.active_runs)
+
+
+# --- pure rules ------------------------------------------------------------------------------
+
+def estimate_time_left(synced: int, total: Optional[int], started_at: Optional[datetime],
+                       now: datetime) -> Optional[timedelta]:
+    """Estimate the time left at the average rate since ``started_at``; None when unknown."""
+    if not total or started_at is None or synced <= 0 or synced >= total:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    rate = synced / elapsed
+    return timedelta(seconds=math.ceil((total - synced) / rate))
+
+
+def backfill_progress(synced: int, total: Optional[int], started_at: Optional[datetime],
+                      now: datetime) -> Progress:
+    """Return the progress of a backfill; ``total`` may be unknown (not counted yet)."""
+    percent = None
+    if total:
+        percent = min(100, int(synced * 100 / total))
+    elif total == 0:
+        percent = 100
+    return Progress(synced=synced, total=total, percent=percent,
+                    time_left=estimate_time_left(synced, total, started_at, now))
+
+
+def next_sync(connection_state: ConnectionState, scheduled_at: Optional[datetime],
+              objects: Sequence[ObjectStatus], interval: timedelta, now: datetime) -> Optional[NextSync]:
+    """Say when the next scheduled sync of a company is to be expected.
+
+    The scheduler's slot once it has given the company one; before its first tick, the
+    oldest last success plus the interval. A slot in the past is due at the next tick.
+    """
+    if connection_state is not ConnectionState.CONNECTED:
+        return None
+    if not objects or not all(o.backfill_done for o in objects):
+        return NextSync("after_backfill")
+    last_success = min((o.last_success_at for o in objects if o.last_success_at), default=None)
+    expected = scheduled_at or (last_success + interval if last_success else None)
+    if expected is None or expected <= now:
+        return NextSync("due")
+    return NextSync("at", expected)
+
+
+def object_status(object_type: str, label: str, state, queued: bool,
+                  run_started_at: Optional[datetime], record_count: int, now: datetime) -> ObjectStatus:
+    """Decide what an operator sees for one object type.
+
+    ``state`` is its sync_state (a row of the columns ``overview`` reads, or a SyncState),
+    None before the first sync. A sync that is running wins over a queued run (it is the queued
+    run, started), which wins over the last outcome, so a pressed Retry shows at once as
+    "Queued".
+    """
+    status = state.status if state else None
+    if status is SyncStatus.IN_PROGRESS:
+        shown, text = "running", "Running"
+    elif queued:
+        shown, text = "queued", "Queued"
+    elif status is SyncStatus.FAILED:
+        shown, text = "failed", "Failed"
+    elif status is SyncStatus.SUCCEEDED:
+        shown, text = "synced", "Synced"
+    else:
+        shown, text = "pending", "Not synced yet"
+    progress = None
+    if state is not None and shown == "running" and not state.is_initial_backfill_completed:
+        progress = backfill_progress(state.records_synced, state.records_total,
+                                     state.initial_attempt_time or run_started_at, now)
+    return ObjectStatus(
+        object_type=object_type, label=label, state=shown, state_label=text, sync_status=status,
+        backfill_done=bool(state and state.is_initial_backfill_completed), progress=progress,
+        last_attempt_at=state.last_attempt_time if state else None,
+        last_success_at=state.last_successful_sync_time if state else None,
+        error_message=state.error_message if state and status is SyncStatus.FAILED else None,
+        error_kind=state.error_kind if state and status is SyncStatus.FAILED else None,
+        attempts=state.attempts if state else 0,
+        last_failed_at=state.last_failed_at if state else None,
+        record_count=record_count)

@@ -1,0 +1,83 @@
+"""The dashboard lists object types from the entity specs, read at each request, not at import."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dashboard.models import RunStatus, SyncStatus
+from dashboard.services.overview_models import object_type_label, object_types, object_types_in_words
+from dashboard.sync import specs
+from tests.dashboard import factories as make
+
+HX = {"HX-Request": "true", "HX-Target": "company-status"}
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def widget(monkeypatch):
+    """Register a throw-away object type after every module is imported.
+
+    Its rows are read from the customer table: what matters here is that the dashboard finds
+    the table through the spec, not which table it is. It links to invoices, so it syncs last
+    however the order is derived (by priority or by links).
+    """
+    spec = specs.EntitySpec(name="widget", entity="Widget", table="customer", priority=99,
+                            to_row=specs.customer_row, links=(("invoice_source_id", "invoice_id", "invoice"),))
+    monkeypatch.setitem(specs.SPECS, spec.name, spec)
+    return spec
+
+
+def test_object_types_are_read_from_the_specs_when_asked(widget):
+    assert object_types() == tuple((s.name, f"{s.entity}s") for s in specs.ordered())
+    assert object_types()[-1] == ("widget", "Widgets")
+    assert object_types_in_words().endswith(", invoices and widgets")
+    assert object_type_label("widget") == "Widgets"
+    assert object_type_label("gadget") == "gadget"  # a run of a type no spec declares any more
+
+
+@pytest.mark.parametrize("entities, words", [
+    ((), ""), (("Customer",), "customers"), (("Customer", "Invoice"), "customers and invoices"),
+    (("Customer", "Invoice", "Payment"), "customers, invoices and payments"),
+])
+def test_object_types_in_words(monkeypatch, entities, words):
+    chosen = [specs.EntitySpec(name=e.lower(), entity=e, table=e.lower(), priority=i, to_row=specs.customer_row)
+              for i, e in enumerate(entities)]
+    monkeypatch.setattr(specs, "ordered", lambda names=None: chosen)
+    assert object_types_in_words() == words
+
+
+def test_a_spec_registered_later_gets_its_card_count_badge_history_and_retry(signed_in, app, widget):
+    with app.app_context():
+        make.company("100", "Acme")
+        make.healthy("100")
+        make.sync_state("100", "widget", SyncStatus.FAILED, error_message="widgets broke", attempts=2)
+        make.records("100", customers=3)
+        make.run("100", object_type="widget", status=RunStatus.FAILED)
+
+    page = text(signed_in.get("/companies/100"))
+    card = re.search(r'<article class="object object-failed" aria-labelledby="object-widget">.*?</article>', page,
+                     re.S)
+    assert card and '<h2 id="object-widget">Widgets</h2>' in card.group(0)
+    assert "<dt>Records stored</dt><dd>3</dd>" in card.group(0) and "widgets broke" in card.group(0)
+    assert 'name="object_type" value="widget"' in card.group(0) and "Retry widgets" in card.group(0)
+    assert "Incremental · widgets" in page  # the run history names it too
+
+    listing = text(signed_in.get("/"))
+    assert "Widgets: Failed" in listing and "Widgets: widgets broke" in listing
+    assert '<span class="block">3 <span class="muted">widgets</span></span>' in listing
+
+    retried = signed_in.post("/companies/100/retry", data={"object_type": "widget"},
+                             headers={**HX, "X-CSRFToken": signed_in.csrf})
+    assert retried.status_code == 200 and "Retry of widgets queued." in text(retried)
+
+
+def test_texts_that_name_every_object_type_name_a_registered_one(signed_in, app, widget):
+    assert "start syncing its customers, invoices and widgets." in text(signed_in.get("/"))
+    with app.app_context():
+        make.company("100", "Acme")
+    confirm = text(signed_in.get("/companies/100/full-resync"))
+    assert "Every record (customers, invoices and widgets) is downloaded again" in confirm
