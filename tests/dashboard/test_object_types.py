@@ -5,10 +5,12 @@ import re
 
 import pytest
 
+from dashboard.extensions import db
 from dashboard.models import RunStatus, SyncStatus
 from dashboard.services.overview_models import object_type_label, object_types, object_types_in_words
 from dashboard.sync import specs
 from tests.dashboard import factories as make
+from tests.support.widget import widget_type
 
 HX = {"HX-Request": "true", "HX-Target": "company-status"}
 
@@ -18,17 +20,10 @@ def text(response) -> str:
 
 
 @pytest.fixture
-def widget(monkeypatch):
-    """Register a throw-away object type after every module is imported.
-
-    Its rows are read from the customer table: what matters here is that the dashboard finds
-    the table through the spec, not which table it is. It links to invoices, so it syncs last
-    however the order is derived (by priority or by links).
-    """
-    spec = specs.EntitySpec(name="widget", entity="Widget", table="customer", priority=99,
-                            to_row=specs.customer_row, links=(("invoice_source_id", "invoice_id", "invoice"),))
-    monkeypatch.setitem(specs.SPECS, spec.name, spec)
-    return spec
+def widget(app):
+    """Register the throw-away widget type after every module is imported."""
+    with app.app_context(), widget_type() as model:
+        yield model
 
 
 def test_object_types_are_read_from_the_specs_when_asked(widget):
@@ -44,8 +39,8 @@ def test_object_types_are_read_from_the_specs_when_asked(widget):
     (("Customer", "Invoice", "Payment"), "customers, invoices and payments"),
 ])
 def test_object_types_in_words(monkeypatch, entities, words):
-    chosen = [specs.EntitySpec(name=e.lower(), entity=e, table=e.lower(), priority=i, to_row=specs.customer_row)
-              for i, e in enumerate(entities)]
+    chosen = [specs.EntitySpec(name=e.lower(), entity=e, table=e.lower(), to_row=specs.customer_row)
+              for e in entities]
     monkeypatch.setattr(specs, "ordered", lambda names=None: chosen)
     assert object_types_in_words() == words
 
@@ -55,7 +50,9 @@ def test_a_spec_registered_later_gets_its_card_count_badge_history_and_retry(sig
         make.company("100", "Acme")
         make.healthy("100")
         make.sync_state("100", "widget", SyncStatus.FAILED, error_message="widgets broke", attempts=2)
-        make.records("100", customers=3)
+        db.session.add_all([widget(company_source_id="100", source_id=str(i), sync_token=0, raw_data={},
+                                   is_deleted=False) for i in range(3)])
+        db.session.commit()
         make.run("100", object_type="widget", status=RunStatus.FAILED)
 
     page = text(signed_in.get("/companies/100"))

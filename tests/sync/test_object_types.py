@@ -7,60 +7,24 @@ migration would do), and leaves nothing behind.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import pytest
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column, registry
+from sqlalchemy import select
 
 from dashboard.extensions import db
+from dashboard.models import Customer, RunStatus, SyncRun, SyncState, SyncStatus
 from dashboard.services.sync_runner import run_now
-from dashboard.models import Base, Customer, RunStatus, SourceRecordMixin, SyncRun, SyncState, SyncStatus
-from dashboard.sync.specs import BY_ENTITY, SPECS, EntitySpec, Row, dependents, ordered, registered, source_fields
+from dashboard.sync.specs import BY_ENTITY, SPECS, dependents, ordered
+from tests.support.widget import WIDGET, widget_type as widget_model
 
 from .conftest import connect, generate
 
 
-def widget_row(obj: Mapping[str, Any]) -> Row:
-    """Map a QuickBooks-shaped Widget to a ``widget`` row (its customer is linked by CustomerRef)."""
-    row = source_fields(obj, "Widget")
-    ref = obj.get("CustomerRef") or {}
-    row.update(name=obj.get("Name"), customer_source_id=ref.get("value"))
-    return row
-
-
-WIDGET = EntitySpec(name="widget", entity="Widget", table="widget", to_row=widget_row,
-                    links=(("customer_source_id", "customer_id", "customer"),))
-
-
 @pytest.fixture
 def widget_type(qbo_app):
-    """Register the widget type: its spec, its model and its table; remove all three after."""
-    # Its own registry on the application's metadata, so the mapping can be disposed of
-    # afterwards (a class left on Base's registry would clash with a second definition).
-    models = registry(metadata=Base.metadata)
-
-    @models.mapped
-    class Widget(SourceRecordMixin):
-        __tablename__ = "widget"
-        __table_args__ = (UniqueConstraint("company_source_id", "source_id"),)
-
-        company_source_id: Mapped[str] = mapped_column(
-            ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
-        customer_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"))
-        customer_source_id: Mapped[Optional[str]] = mapped_column(String(64))
-        name: Mapped[Optional[str]] = mapped_column(String(200))
-
-    table = Widget.__table__
-    table.create(db.engine)
-    try:
-        with registered(WIDGET):
-            yield Widget
-    finally:
-        db.session.remove()
-        table.drop(db.engine)
-        Base.metadata.remove(table)
-        models.dispose()
+    with widget_model() as model:
+        yield model
 
 
 def _company_with_widgets(sim) -> tuple[str, list[dict[str, Any]]]:
@@ -111,9 +75,6 @@ def test_a_registered_type_is_listed_ordered_and_synced(widget_type, sandbox_ser
     assert [(r.object_type, r.status) for r in runs] == [(None, RunStatus.SUCCEEDED), ("widget", RunStatus.SUCCEEDED)]
 
 
-# The dashboard's lists are read from the specs at call time on another branch of issue 11;
-# strict: once merged, this passes and the marker must go.
-@pytest.mark.xfail(reason="the dashboard reads the specs when a page is shown (pending merge)", strict=True)
 def test_a_registered_type_is_shown_on_the_dashboard(widget_type, sandbox_server, db_session, signed_in):
     realm, _customers = _company_with_widgets(sandbox_server.sim)
     run_now(realm)
