@@ -149,7 +149,7 @@ class CompanySync:
 
     def _begin(self, state: SyncState) -> None:
         state.status = SyncStatus.IN_PROGRESS
-        state.last_attempt_time = utcnow()
+        state.last_attempt_time = self.clock()
         db.session.commit()
 
     def _succeed(self, spec: EntitySpec, cursor_time: datetime) -> None:
@@ -166,7 +166,7 @@ class CompanySync:
         state = self._state(spec)
         state.attempts = (state.attempts or 0) + 1
         state.error_kind = error.kind
-        state.last_failed_at = utcnow()
+        state.last_failed_at = self.clock()
         if final:
             state.status = SyncStatus.FAILED
             state.error_message = describe(error, state.attempts)
@@ -184,7 +184,7 @@ class CompanySync:
     def _backfill(self, spec: EntitySpec) -> None:
         state = self._state(spec)
         if state.initial_attempt_time is None or state.backfill_started_at is None:
-            started_local = utcnow()
+            started_local = self.clock()
             body = self.client.query(count_query(spec))
             total = (body.get("QueryResponse") or {}).get("totalCount")
             state.initial_attempt_time = response_time(body) or started_local
@@ -219,7 +219,7 @@ class CompanySync:
         self._scan(spec, CREATED, cursor, commit, remaining)
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
-            sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, utcnow())
+            sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, self.clock())
         state.is_initial_backfill_completed = True
         # Changes made while the backfill ran are newer than this: the next cycle gets them.
         self._succeed(spec, state.initial_attempt_time)
@@ -265,9 +265,9 @@ class CompanySync:
 
     def _reconcile(self, spec: EntitySpec) -> datetime | None:
         """Read every record (upserting it) and mark the rows not read as deleted."""
-        started_local = utcnow()
+        started_local = self.clock()
         first = self._scan_incremental(spec, None, CREATED)
-        sync_store.mark_untouched_deleted(spec, self.company, started_local, utcnow())
+        sync_store.mark_untouched_deleted(spec, self.company, started_local, self.clock())
         db.session.commit()
         return first
 
