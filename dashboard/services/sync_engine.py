@@ -21,8 +21,9 @@ from ..models import SyncState, SyncStatus, utcnow
 from ..qbo.client import QboClient
 from ..sync import policy
 from ..sync.cdc import CDC_MAX_OBJECTS, CdcResult, parse_cdc
-from ..sync.cursor import ScanCursor, advance, check_page
+from ..sync.cursor import ScanCursor
 from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, SyncError
+from ..sync.pages import PagePlan
 from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
 from ..sync.specs import EntitySpec, Row, ordered
 from ..sync.timestamps import parse_qbo_time
@@ -148,7 +149,7 @@ class CompanySync:
 
     def _begin(self, state: SyncState) -> None:
         state.status = SyncStatus.IN_PROGRESS
-        state.last_attempt_time = utcnow()
+        state.last_attempt_time = self.clock()
         db.session.commit()
 
     def _succeed(self, spec: EntitySpec, cursor_time: datetime) -> None:
@@ -165,7 +166,7 @@ class CompanySync:
         state = self._state(spec)
         state.attempts = (state.attempts or 0) + 1
         state.error_kind = error.kind
-        state.last_failed_at = utcnow()
+        state.last_failed_at = self.clock()
         if final:
             state.status = SyncStatus.FAILED
             state.error_message = describe(error, state.attempts)
@@ -183,7 +184,7 @@ class CompanySync:
     def _backfill(self, spec: EntitySpec) -> None:
         state = self._state(spec)
         if state.initial_attempt_time is None or state.backfill_started_at is None:
-            started_local = utcnow()
+            started_local = self.clock()
             body = self.client.query(count_query(spec))
             total = (body.get("QueryResponse") or {}).get("totalCount")
             state.initial_attempt_time = response_time(body) or started_local
@@ -218,7 +219,7 @@ class CompanySync:
         self._scan(spec, CREATED, cursor, commit, remaining)
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
-            sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, utcnow())
+            sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, self.clock())
         state.is_initial_backfill_completed = True
         # Changes made while the backfill ran are newer than this: the next cycle gets them.
         self._succeed(spec, state.initial_attempt_time)
@@ -264,9 +265,9 @@ class CompanySync:
 
     def _reconcile(self, spec: EntitySpec) -> datetime | None:
         """Read every record (upserting it) and mark the rows not read as deleted."""
-        started_local = utcnow()
+        started_local = self.clock()
         first = self._scan_incremental(spec, None, CREATED)
-        sync_store.mark_untouched_deleted(spec, self.company, started_local, utcnow())
+        sync_store.mark_untouched_deleted(spec, self.company, started_local, self.clock())
         db.session.commit()
         return first
 
@@ -283,107 +284,82 @@ class CompanySync:
               commit: Callable[..., None], remaining: int | None = None) -> datetime | None:
         """Read every record with ``field >= cursor`` in order, committing page by page.
 
-        Up to ``concurrency`` pages are in flight, each starting where the previous one
-        ends (one record of overlap). A page that does not join up means a record before
-        it vanished: the pages ahead are dropped and reading resumes from the committed
-        cursor. ``remaining`` (the records a backfill's count says are left) only stops
-        fetching ahead past the end: pages beyond it are read once the one before is full.
-        Return Intuit's time of the first answer (the start of this read).
+        The page plan (``sync.pages``) decides which pages to ask for and what each answer
+        means; this runs it: the fetches on a thread pool, the commits here, in order.
+        ``remaining`` is what a backfill's count says is left. Return Intuit's time of the
+        first answer (the start of this read).
         """
-        size = self.options.page_size
+        plan = PagePlan(cursor, self.options.page_size, width=self.options.concurrency,
+                        remaining=remaining, max_restarts=self.options.max_restarts)
         key_of = "source_created_at" if field_name == CREATED else "source_updated_at"
+        fetch = _PageFetcher(self.client, spec, sync_store.uses_copy())
         first_time: datetime | None = None
-        restarts = 0
-        width = max(1, self.options.concurrency)
-        render = sync_store.uses_copy()
-
-        def fetch(statement: str) -> "_Fetched":
-            # Parse, map and render the page here, while the writer waits on the database.
-            body = self.client.query(statement)
-            try:
-                records = page_records(body, spec)
-                rows = [spec.to_row(r) for r in records]
-                ids = [str(r.get("Id")) for r in records]
-            except SyncError:
-                return _Fetched(body)  # the writer maps it again and raises where it always did
-            if not render:
-                return _Fetched(body, ids, rows)
-            lines = sync_store.copy_lines(rows)
-            for row in rows:
-                row["raw_data"] = None  # rendered into ``lines``: let the parsed page go (memory)
-            return _Fetched({"time": body.get("time")}, ids, rows, lines)
-
-        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"qbo-{self.company}")
+        pending: dict[int, Future] = {}
+        pool = ThreadPoolExecutor(max_workers=plan.width, thread_name_prefix=f"qbo-{self.company}")
         try:
             while True:
-                base = cursor
-                pending: dict[int, Future] = {}
-                next_k = 0
-
-                # Records page 0 onwards should hold (page 0 re-reads the anchor when anchored).
-                ahead = None if remaining is None else remaining + (1 if base.anchored else 0)
-
-                def fill(needed: int) -> None:
-                    """Keep ``width`` pages in flight; past the expected end only the page needed next."""
-                    nonlocal next_k
-                    while len(pending) < width:
-                        # Page j is read only if page j-1 is full: ahead of need when the count says so.
-                        if next_k > needed and ahead is not None and (next_k - 1) * (size - 1) + size > ahead:
-                            return
-                        statement = scan_query(spec, field_name, base.time, base.start(next_k, size), size)
-                        pending[next_k] = pool.submit(fetch, statement)
-                        next_k += 1
-
-                fill(0)
-                expected = base.anchor if base.anchored else None
-                k = 0
-                outcome = "more"
-                while True:
-                    page = pending.pop(k).result()
-                    body = page.body
-                    if first_time is None:
-                        first_time = response_time(body)
-                    if page.ids is not None:
-                        ids = page.ids
-                    else:
-                        records = page_records(body, spec)
-                        ids = [str(r.get("Id")) for r in records]
-                    check = check_page(ids, expected, size)
-                    if not check.joined:
-                        outcome = "shifted"
-                        break
-                    if page.rows is not None:
-                        rows = page.rows[check.fresh:]
-                        lines = page.lines[check.fresh:] if page.lines is not None else None
-                    else:
-                        rows, lines = [spec.to_row(r) for r in records[check.fresh:]], None
-                    new_cursor = advance(cursor, [(row[key_of], row["source_id"]) for row in rows])
-                    commit(rows, new_cursor, lines)
-                    cursor = new_cursor
-                    if check.last:
-                        outcome = "done"
-                        break
-                    expected = ids[-1]
-                    k += 1
-                    if remaining is not None:
-                        remaining = max(0, remaining - len(rows))
-                    fill(k)
-                for future in pending.values():
-                    future.cancel()
-                if outcome == "done":
+                for ask in plan.asks():
+                    statement = scan_query(spec, field_name, plan.since, ask.start, plan.page_size)
+                    pending[ask.index] = pool.submit(fetch, statement)
+                page = pending.pop(plan.awaited).result()
+                if first_time is None:
+                    first_time = response_time(page.body)
+                check = plan.receive(page.record_ids(spec))
+                if not check.joined:
+                    _cancel(pending)
+                    self._restart(plan, spec)
+                    continue
+                rows, lines = page.fresh(spec, check.fresh)
+                commit(rows, plan.advance([(row[key_of], row["source_id"]) for row in rows]), lines)
+                if check.last:
+                    _cancel(pending)
                     return first_time
-                restarts += 1
-                if restarts > self.options.max_restarts:
-                    raise IntuitServerError(
-                        f"{spec.entity} records kept shifting while being read ({restarts} re-reads); "
-                        "will try again later")
-                if k == 0:
-                    # The committed tie group itself changed: read the whole group again.
-                    cursor = cursor.without_anchor()
-                log.info("Realm %s: %s page %d did not join the previous one; re-reading from the cursor",
-                         self.company, spec.entity, k)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _restart(self, plan: PagePlan, spec: EntitySpec) -> None:
+        """Start the plan's read again after a page that did not join; give up past the limit."""
+        shifted = plan.awaited
+        if not plan.restart():
+            raise IntuitServerError(f"{spec.entity} records kept shifting while being read "
+                                    f"({plan.restarts} re-reads); will try again later")
+        log.info("Realm %s: %s page %d did not join the previous one; re-reading from the cursor",
+                 self.company, spec.entity, shifted)
+
+
+def _cancel(pending: dict[int, Future]) -> None:
+    """Drop the pages asked for ahead (those already running finish unread)."""
+    for future in pending.values():
+        future.cancel()
+    pending.clear()
+
+
+class _PageFetcher:
+    """Fetch one page on a pool thread, parsed, mapped and rendered for COPY there.
+
+    The work happens while the committing thread waits on the database; once a page is
+    rendered into COPY lines its parsed records are let go (memory).
+    """
+
+    def __init__(self, client: QboClient, spec: EntitySpec, render: bool) -> None:
+        self.client = client
+        self.spec = spec
+        self.render = render
+
+    def __call__(self, statement: str) -> "_Fetched":
+        body = self.client.query(statement)
+        try:
+            records = page_records(body, self.spec)
+            rows = [self.spec.to_row(r) for r in records]
+            ids = [str(r.get("Id")) for r in records]
+        except SyncError:
+            return _Fetched(body)  # the committing thread maps it again and raises where it always did
+        if not self.render:
+            return _Fetched(body, ids, rows)
+        lines = sync_store.copy_lines(rows)
+        for row in rows:
+            row["raw_data"] = None  # rendered into ``lines``
+        return _Fetched({"time": body.get("time")}, ids, rows, lines)
 
 
 @dataclass
@@ -394,6 +370,19 @@ class _Fetched:
     ids: list[str] | None = None
     rows: list[Row] | None = None       # raw_data dropped when ``lines`` holds it
     lines: list[str] | None = None
+
+    def record_ids(self, spec: EntitySpec) -> list[str]:
+        """Return the page's record ids in order (parsing here what the fetch thread could not)."""
+        if self.ids is None:
+            self.ids = [str(r.get("Id")) for r in page_records(self.body, spec)]
+        return self.ids
+
+    def fresh(self, spec: EntitySpec, start: int) -> tuple[list[Row], list[str] | None]:
+        """Return the rows from ``start`` on, with their COPY lines when rendered."""
+        if self.rows is None:
+            # Only the fresh records are mapped: a bad overlap record was stored already.
+            return [spec.to_row(r) for r in page_records(self.body, spec)[start:]], None
+        return self.rows[start:], self.lines[start:] if self.lines is not None else None
 
 
 def response_time(body: Mapping[str, Any]) -> datetime | None:
