@@ -16,7 +16,7 @@ from ..extensions import db
 from ..integrations import TokenSet, get_integration
 from ..integrations.errors import IntegrationError
 from ..models import Company, ConnectionState, utcnow
-from .tokens import lock_company, token_cache, token_session, vault, write_tokens
+from .token_store import lock_company, token_cache, token_session, vault, write_tokens
 
 log = logging.getLogger(__name__)
 

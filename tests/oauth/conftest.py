@@ -128,12 +128,12 @@ def stored_company(db_session, realm: str):
 def expire_access(db_session, realm: str, at=None) -> None:
     """Make the stored access token due (as the clock would) without touching Intuit."""
     from dashboard.models import Company, utcnow
-    from dashboard.services import tokens
+    from dashboard.services import token_store
 
     db_session.execute(update(Company).where(Company.source_id == realm)
                        .values(access_token_expires_at=at or utcnow()))
     db_session.commit()
-    tokens.token_cache().forget(realm)
+    token_store.token_cache().forget(realm)
 
 
 def open_stored(app, company, kind: str) -> str:

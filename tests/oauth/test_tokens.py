@@ -15,7 +15,7 @@ from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
 from dashboard.models import (
     Company, ConnectionState, Customer, RunKind, RunStatus, SyncRun, SyncState, utcnow,
 )
-from dashboard.services import connections, tokens
+from dashboard.services import connections, token_store, tokens
 from dashboard.services.sync_jobs import request_sync
 from dashboard.sync.specs import SPECS
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
@@ -99,7 +99,7 @@ def test_access_token_is_cached_encrypted_in_redis_until_five_minutes_before_exp
     import redis
 
     token = tokens.get_access_token(company)
-    cache = tokens.token_cache()
+    cache = token_store.token_cache()
     client = redis.Redis.from_url(cache.redis_url)
     value = client.get(cache.key(company))
     assert value and token.encode() not in value
@@ -295,7 +295,7 @@ def test_rotate_keys_reencrypts_every_token(signed_in, qbo, db_session, app, run
     for realm in (first, second):
         stored = stored_company(db_session, realm)
         assert (open_stored(app, stored, "access"), open_stored(app, stored, "refresh")) == before[realm]
-        tokens.token_cache().forget(realm)
+        token_store.token_cache().forget(realm)
         assert tokens.get_access_token(realm) == before[realm][0]
     # A token no key can open is reported, left alone, and fails the command.
     app.config["SETTINGS"] = dataclasses.replace(settings, token_encryption_keys=(Fernet.generate_key().decode(),))
