@@ -21,6 +21,7 @@ from ..extensions import db
 from ..integrations import get_integration
 from ..integrations.errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
 from ..models import Company, OAuthState, utcnow
+from . import sync_jobs
 from .connections import Connected, save_grant
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,6 @@ def _claim(state_hash: str, now) -> None:
 
 def _queue_first_sync(realm: str) -> tuple[bool, str | None]:
     """Queue the backfill (or the incremental resume); the connection stands either way."""
-    from . import sync_jobs
-
     try:
         sync_jobs.request_initial_sync(realm, trigger="connect")
         return True, None

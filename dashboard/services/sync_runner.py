@@ -19,7 +19,7 @@ from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync import policy
-from ..sync.errors import DatabaseFailure, RunCancelled, SyncError
+from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
 from . import sync_jobs
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
@@ -141,7 +141,11 @@ def execute_run(run_id: int, retries_left: int = 0, progress: Progress | None = 
                 final = final or not exc.retryable
                 if final:
                     _finish(run, RunStatus.FAILED, str(exc))
-                    _queue_followup(run)
+                    if isinstance(exc, ReconnectRequired):
+                        # Only a person can fix this: the company's other runs would fail alike.
+                        sync_jobs.cancel_company_syncs(run.company_source_id)
+                    else:
+                        _queue_followup(run)
                 else:
                     _requeue(run, f"Attempt {run.attempts} failed: {exc}")
                 raise

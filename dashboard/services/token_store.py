@@ -109,8 +109,8 @@ def mark_unreadable(company: Company, error: VaultError, now: datetime) -> None:
     """Stop using a company whose stored token cannot be opened (altered, or a key is missing).
 
     The ciphertexts stay: they reveal nothing, and if a key was dropped too early,
-    ``rotate_keys`` connects the company again once that key is back. Queued runs are not
-    cancelled: each is refused at its start, and the run that found this fails once, on record.
+    ``rotate_keys`` connects the company again once that key is back. The caller that
+    meets the error decides about the syncs (a run that finds it fails once, on record).
     """
     company.connection_state = ConnectionState.RECONNECT_REQUIRED
     company.connection_error = (

@@ -5,13 +5,16 @@ the token after taking it, and saves the rotated refresh token in the same trans
 as the new access token, so one refresh token is never sent twice and a rotated one is
 never lost. Access tokens are also cached in Redis (as vault ciphertexts) until five
 minutes before they expire. A periodic refresher keeps idle companies' tokens alive.
+
+A dead grant marks the company reconnect-required and raises ReconnectRequired; what
+then happens to the company's syncs is decided by the caller that sees the error.
 """
 from __future__ import annotations
 
 import enum
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -19,7 +22,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from ..extensions import db
 from ..integrations import TokenSet, get_integration
 from ..integrations.errors import (
     InvalidGrant, ProviderRejected, ProviderUnavailable, ReconnectRequired, TokenRefreshFailed,
@@ -172,7 +174,6 @@ def _ask_provider(session: Session, company: Company, refresh_token: str, now: d
         mark_reconnect_required(company, now)
         session.commit()
         token_cache().forget(realm)
-        _cancel_syncs(realm)
         raise ReconnectRequired(company.connection_error, realm) from None
     except (ProviderUnavailable, ProviderRejected) as exc:
         log.warning("Token refresh for company %s failed: %s", realm, exc)
@@ -205,23 +206,17 @@ def _refresh_needed(mode: _Mode, company: Company, current: str, stale: str | No
     return refresh_reason(company.access_token_expires_at, company.refresh_token_expires_at, now) is not None
 
 
-def _cancel_syncs(realm: str) -> None:
-    from . import sync_jobs
-
-    try:
-        sync_jobs.cancel_company_syncs(realm)
-    except Exception:  # the state change is committed; runs stop at their next token request
-        db.session.rollback()
-        log.exception("Could not cancel the syncs of company %s", realm)
-
-
 # --- periodic refresh ---------------------------------------------------------------------
 
 @dataclass
 class RefreshReport:
     refreshed: int = 0
-    reconnect_required: int = 0
     failed: int = 0
+    needs_reconnecting: list[str] = field(default_factory=list)  # realms whose grant is dead
+
+    @property
+    def reconnect_required(self) -> int:
+        return len(self.needs_reconnecting)
 
 
 def refresh_due_tokens() -> RefreshReport:
@@ -239,7 +234,7 @@ def refresh_due_tokens() -> RefreshReport:
             _refresh(realm, _Mode.AHEAD)
             report.refreshed += 1
         except ReconnectRequired:
-            report.reconnect_required += 1
+            report.needs_reconnecting.append(realm)
         except TokenRefreshFailed as exc:
             log.warning("%s", exc)
             report.failed += 1

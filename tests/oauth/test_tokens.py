@@ -17,6 +17,8 @@ from dashboard.models import (
 )
 from dashboard.services import connections, token_store, tokens
 from dashboard.services.sync_jobs import request_sync
+from dashboard.services.sync_runner import execute_run
+from dashboard.sync.errors import SyncError
 from dashboard.sync.specs import SPECS
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 
@@ -158,6 +160,8 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
     assert created
     qbo.sim.revoke_grant(company)
     expire_access(db_session, company)
+    # The periodic refresher meets the dead grant; its caller cancels the company's syncs.
+    assert connections.refresh_tokens_ahead().needs_reconnecting == [company]
     with pytest.raises(ReconnectRequired, match="Reconnect"):
         tokens.get_access_token(company)
     stored = stored_company(db_session, company)
@@ -171,6 +175,37 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
         with pytest.raises(ReconnectRequired):
             tokens.force_refresh(company, "whatever")
     assert qbo.sim.token_requests(company)["requests"]["refresh_token"] == 1
+
+
+def test_the_token_service_marks_a_dead_grant_and_leaves_the_syncs_to_its_caller(company, qbo, db_session):
+    run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
+    assert created
+    qbo.sim.revoke_grant(company)
+    expire_access(db_session, company)
+    with pytest.raises(ReconnectRequired, match="invalid_grant"):
+        tokens.get_access_token(company)
+    assert stored_company(db_session, company).connection_state is ConnectionState.RECONNECT_REQUIRED
+    assert db_session.get(SyncRun, run.id).status is RunStatus.QUEUED
+
+
+def test_the_run_that_meets_a_dead_grant_fails_once_and_cancels_the_company_syncs(company, qbo, db_session):
+    run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
+    assert created
+    # request_sync never queues a second active run of a company: this row stands for one
+    # that got there anyway (it must not outlive the dead grant either).
+    other = SyncRun(company_source_id=company, kind=RunKind.BACKFILL, status=RunStatus.QUEUED, trigger="test")
+    db_session.add(other)
+    db_session.commit()
+    qbo.sim.revoke_grant(company)
+    expire_access(db_session, company)
+    with pytest.raises(SyncError, match="invalid_grant"):
+        execute_run(run.id)
+    db_session.expire_all()
+    failed = db_session.get(SyncRun, run.id)
+    assert (failed.status, failed.attempts) == (RunStatus.FAILED, 1) and "Reconnect" in failed.error_message
+    assert db_session.get(SyncRun, other.id).status is RunStatus.CANCELLED
+    assert stored_company(db_session, company).connection_state is ConnectionState.RECONNECT_REQUIRED
+    assert refresh_calls(qbo.sim, company) == 1
 
 
 def test_provider_outage_is_retryable_and_changes_nothing(company, qbo, db_session):
