@@ -23,10 +23,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..integrations import TokenSet, get_integration
-from ..integrations.errors import (
-    InvalidGrant, ProviderRejected, ProviderUnavailable, ReconnectRequired, TokenRefreshFailed,
-)
+from ..integrations.errors import InvalidGrant, ProviderRejected, ProviderUnavailable, TokenRefreshFailed
 from ..models import Company, ConnectionState, utcnow
+from ..sync.errors import ReconnectRequired
 from ..vault import VaultError
 from .token_store import (
     lock_company, mark_reconnect_required, mark_unreadable, token_cache, token_session, vault, write_tokens,

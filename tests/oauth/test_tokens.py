@@ -11,14 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
+from dashboard.integrations.errors import TokenRefreshFailed
 from dashboard.models import (
     Company, ConnectionState, Customer, RunKind, RunStatus, SyncRun, SyncState, utcnow,
 )
 from dashboard.services import connections, token_store, tokens
 from dashboard.services.sync_jobs import request_sync
 from dashboard.services.sync_runner import execute_run
-from dashboard.sync.errors import SyncError
+from dashboard.sync.errors import ReconnectRequired, TokenUnavailable
 from dashboard.sync.specs import SPECS
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 
@@ -198,8 +198,9 @@ def test_the_run_that_meets_a_dead_grant_fails_once_and_cancels_the_company_sync
     db_session.commit()
     qbo.sim.revoke_grant(company)
     expire_access(db_session, company)
-    with pytest.raises(SyncError, match="invalid_grant"):
+    with pytest.raises(ReconnectRequired, match="invalid_grant") as raised:
         execute_run(run.id)
+    assert raised.value.company_source_id == company  # one class, from the token service to the run
     db_session.expire_all()
     failed = db_session.get(SyncRun, run.id)
     assert (failed.status, failed.attempts) == (RunStatus.FAILED, 1) and "Reconnect" in failed.error_message
@@ -213,8 +214,9 @@ def test_provider_outage_is_retryable_and_changes_nothing(company, qbo, db_sessi
     before = (stored.refresh_token, stored.token_version)
     expire_access(db_session, company)
     qbo.sim.inject_fault("503", target="oauth", count=1)
-    with pytest.raises(TokenRefreshFailed, match="HTTP 503"):
+    with pytest.raises(TokenRefreshFailed, match="HTTP 503") as raised:
         tokens.get_access_token(company)
+    assert isinstance(raised.value, TokenUnavailable) and raised.value.retryable  # a sync retries it later
     after = stored_company(db_session, company)
     assert (after.connection_state, after.refresh_token, after.token_version) == \
         (ConnectionState.CONNECTED, *before)
