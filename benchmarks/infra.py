@@ -115,6 +115,7 @@ def app_env(database_url: str, sim_url: str, *, redis_url: str | None = REDIS_UR
         "QBO_API_BASE_URL": sim_url,
         "QBO_WEBHOOK_VERIFIER_TOKEN": "bench-verifier",
         "HUEY_NAME": namespace,
+        "REDIS_NAMESPACE": namespace,
         "INSTANCE_PATH": str(instance),
         "HUEY_SQLITE_PATH": str(instance / "huey.db"),
         "PYTHONPATH": str(ROOT),

@@ -75,6 +75,7 @@ ENV = {
     "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEYS,
     "INSTANCE_PATH": str(TMP / "instance"),
     "HUEY_NAME": f"qbosync-test-{RUN_ID}",
+    "REDIS_NAMESPACE": f"qbosync-test-{RUN_ID}",  # the run's own keys; flushed with the Huey name's
     "HUEY_SQLITE_PATH": str(TMP / "huey.db"),
     "QBO_WEBHOOK_VERIFIER_TOKEN": "test-webhook-verifier",
     "SYNC_INTERVAL_MINUTES": "5",

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..integrations import TokenSet
 from ..integrations.errors import TokenRefreshFailed
 from ..models import Company, ConnectionState
+from ..redis_client import redis_client
 from ..token_cache import TokenCache
 from ..vault import TokenVault, VaultError, vault_for
 
@@ -34,10 +35,9 @@ def vault() -> TokenVault:
 
 
 def token_cache() -> TokenCache:
-    from ..queue import huey
-
-    prefix = current_app.config.get("TOKEN_CACHE_PREFIX") or f"qbosync:{huey.name}"
-    return TokenCache(current_app.config["SETTINGS"].redis_url, prefix)
+    settings = current_app.config["SETTINGS"]
+    client = redis_client(settings.redis_url) if settings.redis_url else None
+    return TokenCache(client, settings.redis_key("access-token"))
 
 
 @contextmanager

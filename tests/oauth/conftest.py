@@ -59,12 +59,10 @@ def _forget_cached_tokens(app) -> None:
     settings = app.config["SETTINGS"]
     if not settings.redis_url:
         return
-    import redis
+    from dashboard.redis_client import redis_client
 
-    from dashboard.queue import huey
-
-    client = redis.Redis.from_url(settings.redis_url)
-    keys = list(client.scan_iter(match=f"qbosync:{huey.name}:access-token:*"))
+    client = redis_client(settings.redis_url)
+    keys = list(client.scan_iter(match=settings.redis_key("access-token", "*")))
     if keys:
         client.delete(*keys)
 

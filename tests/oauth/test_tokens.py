@@ -98,11 +98,9 @@ def test_eight_processes_asking_at_expiry_cause_one_refresh(company, qbo, db_ses
 
 @pytest.mark.services
 def test_access_token_is_cached_encrypted_in_redis_until_five_minutes_before_expiry(company, qbo, db_session):
-    import redis
-
     token = tokens.get_access_token(company)
     cache = token_store.token_cache()
-    client = redis.Redis.from_url(cache.redis_url)
+    client = cache.client
     value = client.get(cache.key(company))
     assert value and token.encode() not in value
     assert 54 * 60 < client.ttl(cache.key(company)) <= 55 * 60
