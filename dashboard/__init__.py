@@ -145,7 +145,7 @@ def check_token_keys(app: Flask) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from .extensions import db
-    from .services.tokens import keys_open_stored_tokens
+    from .services.token_keys import keys_open_stored_tokens
 
     with app.app_context():
         try:

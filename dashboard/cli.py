@@ -96,7 +96,7 @@ def rotate_keys() -> None:
     Run it after putting a new key first in TOKEN_ENCRYPTION_KEYS (keep the old ones
     after it) on every process; once it reports no unreadable tokens, drop the old keys.
     """
-    from .services.tokens import rotate_keys as rotate
+    from .services.token_keys import rotate_keys as rotate
 
     report = rotate()
     click.echo(f"Companies checked: {report.companies}; tokens re-encrypted: {report.tokens_rotated}; "

@@ -1,5 +1,11 @@
-"""Errors of the integrations edge; messages are for people and never hold a token."""
+"""Errors of the integrations edge; messages are for people and never hold a token.
+
+A dead grant is the core's ``ReconnectRequired`` (``dashboard.sync.errors``); errors that a
+sync must act on subclass the core's vocabulary, so no layer translates them.
+"""
 from __future__ import annotations
+
+from ..sync.errors import TokenUnavailable
 
 
 class IntegrationError(Exception):
@@ -32,15 +38,6 @@ class AccountMismatch(IntegrationError):
     (QBO: ``realmId``) was tampered with or mixed up. Nothing may be stored."""
 
 
-class ReconnectRequired(Exception):
-    """The grant is dead (invalid_grant / revoked / disconnected): a person must connect
-    the company again. Syncs stop instead of retrying. The message is for people."""
-
-    def __init__(self, message: str, company_source_id: str | None = None) -> None:
-        super().__init__(message)
-        self.company_source_id = company_source_id
-
-
-class TokenRefreshFailed(Exception):
+class TokenRefreshFailed(TokenUnavailable):
     """A token could not be refreshed for a passing reason (the provider is down, the
     token lock was held too long): retry later. The message is for people."""

@@ -1,4 +1,5 @@
-"""Connect and disconnect companies: store a new grant, or revoke and erase it.
+"""Connect and disconnect companies: store a new grant, or revoke and erase it; stop the
+syncs of a company whose grant died.
 
 Synced data always stays: a disconnected company keeps its customers, invoices and
 sync cursors, so connecting it again resumes where it left off.
@@ -16,7 +17,9 @@ from ..extensions import db
 from ..integrations import TokenSet, get_integration
 from ..integrations.errors import IntegrationError
 from ..models import Company, ConnectionState, utcnow
-from .tokens import lock_company, token_cache, token_session, vault, write_tokens
+from . import sync_jobs
+from .token_store import lock_company, token_cache, token_session, vault, write_tokens
+from .tokens import RefreshReport, refresh_due_tokens
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +109,24 @@ def disconnect(company_source_id: str) -> None:
         company.disconnected_at = utcnow()
         session.commit()
     token_cache().forget(realm)
-    from . import sync_jobs
-
     cancelled = sync_jobs.cancel_company_syncs(realm)
     log.info("Company %s disconnected; %d sync run(s) cancelled", realm, cancelled)
     db.session.expire_all()  # the caller's session must not show the old state
+
+
+def refresh_tokens_ahead() -> RefreshReport:
+    """Refresh the tokens that near their end; cancel the syncs of companies whose grant died.
+
+    Only a person can revive a dead grant, so the company's waiting runs stop now instead
+    of each being refused when a worker picks it up.
+    """
+    report = refresh_due_tokens()
+    for realm in report.needs_reconnecting:
+        try:
+            cancelled = sync_jobs.cancel_company_syncs(realm)
+        except Exception:  # the mark is committed: each run is refused at its start anyway
+            db.session.rollback()
+            log.exception("Could not cancel the syncs of company %s", realm)
+            continue
+        log.info("Company %s needs reconnecting; %d sync run(s) cancelled", realm, cancelled)
+    return report

@@ -10,8 +10,8 @@ from flask import current_app
 from ..qbo.client import QboClient
 from ..redis_client import redis_client
 from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
-from ..sync.errors import ReconnectRequired, TokenUnavailable
 from ..sync.policy import RetryPolicy
+from . import tokens as token_service
 
 # The embedded backend runs one worker process: its limiter lives in that process.
 _local_limiter: LocalRateLimiter | None = None
@@ -69,16 +69,9 @@ class VaultTokens:
             return self._token
 
     def _call(self, name: str, *args: str) -> str:
-        from ..integrations.errors import ReconnectRequired as GrantDead, TokenRefreshFailed
-        from . import tokens
-
+        # The token service raises the sync vocabulary itself: nothing to translate here.
         with self.app.app_context():
-            try:
-                return getattr(tokens, name)(self.realm, *args)
-            except GrantDead as exc:
-                raise ReconnectRequired(str(exc)) from None
-            except TokenRefreshFailed as exc:
-                raise TokenUnavailable(str(exc)) from None
+            return getattr(token_service, name)(self.realm, *args)
 
 
 def build_client(realm: str) -> QboClient:

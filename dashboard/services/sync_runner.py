@@ -21,7 +21,7 @@ from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync import policy
-from ..sync.errors import DatabaseFailure, RunCancelled, SyncError
+from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
 from . import sync_jobs
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
@@ -155,11 +155,15 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
         return None
     except SyncError as exc:
         final = final or not exc.retryable
-        if final:
+        if not final:
+            _requeue(run, f"Attempt {run.attempts} failed: {exc}")
+        elif isinstance(exc, ReconnectRequired):
+            _finish(run, RunStatus.FAILED, str(exc))
+            # Only a person can fix this: the company's other runs would fail alike.
+            sync_jobs.cancel_company_syncs(run.company_source_id)
+        else:
             _finish(run, RunStatus.FAILED, str(exc))
             _queue_followup(run)
-        else:
-            _requeue(run, f"Attempt {run.attempts} failed: {exc}")
         raise
     except Exception as exc:  # a bug or an unexpected database failure: on record, then retried
         db.session.rollback()

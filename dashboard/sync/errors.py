@@ -19,10 +19,16 @@ class SyncError(Exception):
 
 
 class ReconnectRequired(SyncError):
-    """The grant is dead: an operator must reconnect the company; retrying cannot help."""
+    """The grant is dead (refused, revoked, disconnected, unreadable): a person must connect
+    the company again; retrying cannot help. ``company_source_id`` names it when known."""
 
     kind = "reconnect_required"
     retryable = False
+
+    def __init__(self, message: str, company_source_id: str | None = None, *, intuit_tid: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, intuit_tid=intuit_tid, retry_after=retry_after)
+        self.company_source_id = company_source_id
 
 
 class TokenRejected(ReconnectRequired):

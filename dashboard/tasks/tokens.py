@@ -8,7 +8,7 @@ from flask import Flask
 from huey import Huey, crontab
 
 from ..queue import in_app_context
-from ..services.tokens import refresh_due_tokens
+from ..services.connections import refresh_tokens_ahead
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
     @in_app_context(app)
     def refresh_expiring_tokens() -> None:
         """Refresh tokens ahead of expiry, so idle companies stay connected."""
-        report = refresh_due_tokens()
+        report = refresh_tokens_ahead()
         if report.refreshed or report.reconnect_required or report.failed:
             log.info("Token refresh ahead of expiry: %d refreshed, %d need reconnecting, %d failed",
                      report.refreshed, report.reconnect_required, report.failed)

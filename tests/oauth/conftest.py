@@ -11,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
+from dashboard.redis_client import redis_client
 from sandbox.testing import SandboxServer
 
 REDIRECT_URI = "http://localhost:3000/v1/oauth/callback/qbo"
@@ -59,9 +60,7 @@ def _forget_cached_tokens(app) -> None:
     settings = app.config["SETTINGS"]
     if not settings.redis_url:
         return
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     keys = list(client.scan_iter(match=settings.redis_key("access-token", "*")))
     if keys:
         client.delete(*keys)
@@ -126,12 +125,12 @@ def stored_company(db_session, realm: str):
 def expire_access(db_session, realm: str, at=None) -> None:
     """Make the stored access token due (as the clock would) without touching Intuit."""
     from dashboard.models import Company, utcnow
-    from dashboard.services import tokens
+    from dashboard.services import token_store
 
     db_session.execute(update(Company).where(Company.source_id == realm)
                        .values(access_token_expires_at=at or utcnow()))
     db_session.commit()
-    tokens.token_cache().forget(realm)
+    token_store.token_cache().forget(realm)
 
 
 def open_stored(app, company, kind: str) -> str:

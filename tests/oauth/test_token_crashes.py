@@ -19,10 +19,11 @@ from sqlalchemy.exc import OperationalError
 
 from dashboard.extensions import db
 from dashboard.integrations import TokenSet
-from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
+from dashboard.integrations.errors import TokenRefreshFailed
 from dashboard.models import Company, ConnectionState, RunStatus, SyncRun, utcnow
-from dashboard.services import connections, tokens
+from dashboard.services import connections, token_store, tokens
 from dashboard.services.sync_runner import schedule_due_companies
+from dashboard.sync.errors import ReconnectRequired
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 from tests.oauth.refresher import TOKEN_PATH, HeldRefreshAnswer, Refresher
 
@@ -304,12 +305,12 @@ def test_write_with_a_stale_version_is_refused(company, db_session, app):
     seen = company_row.token_version
     newer = TokenSet("AT-newer", "RT-newer", utcnow() + timedelta(hours=1), utcnow() + timedelta(days=100))
     late = TokenSet("AT-late", "RT-late", utcnow() + timedelta(hours=1), utcnow() + timedelta(days=100))
-    with tokens.token_session() as session:
-        tokens.write_tokens(session, session.get(Company, company_row.id), newer, seen)
+    with token_store.token_session() as session:
+        token_store.write_tokens(session, session.get(Company, company_row.id), newer, seen)
         session.commit()
-    with tokens.token_session() as session:
+    with token_store.token_session() as session:
         with pytest.raises(TokenRefreshFailed, match="changed while they were being written"):
-            tokens.write_tokens(session, session.get(Company, company_row.id), late, seen)
+            token_store.write_tokens(session, session.get(Company, company_row.id), late, seen)
     final = stored_company(db_session, company)
     assert final.token_version == seen + 1
     assert (open_stored(app, final, "access"), open_stored(app, final, "refresh")) == ("AT-newer", "RT-newer")

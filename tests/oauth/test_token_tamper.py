@@ -14,12 +14,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dashboard.integrations.errors import ReconnectRequired
 from dashboard.models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
 from dashboard.queue import huey
 from dashboard.services import tokens
 from dashboard.services.sync_jobs import SyncRequestError, request_sync
 from dashboard.services.sync_runner import schedule_due_companies
+from dashboard.sync.errors import ReconnectRequired
 from tests.oauth.conftest import connect, expire_access, refresh_calls, stored_company
 
 

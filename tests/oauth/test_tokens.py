@@ -11,12 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dashboard.integrations.errors import ReconnectRequired, TokenRefreshFailed
+from dashboard.integrations.errors import TokenRefreshFailed
 from dashboard.models import (
     Company, ConnectionState, Customer, RunKind, RunStatus, SyncRun, SyncState, utcnow,
 )
-from dashboard.services import connections, tokens
+from dashboard.services import connections, token_store, tokens
 from dashboard.services.sync_jobs import request_sync
+from dashboard.services.sync_runner import execute_run
+from dashboard.sync.errors import ReconnectRequired, TokenUnavailable
 from dashboard.sync.specs import SPECS
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 
@@ -96,11 +98,9 @@ def test_eight_processes_asking_at_expiry_cause_one_refresh(company, qbo, db_ses
 
 @pytest.mark.services
 def test_access_token_is_cached_encrypted_in_redis_until_five_minutes_before_expiry(company, qbo, db_session):
-    import redis
-
     token = tokens.get_access_token(company)
-    cache = tokens.token_cache()
-    client = redis.Redis.from_url(cache.redis_url)
+    cache = token_store.token_cache()
+    client = cache.client
     value = client.get(cache.key(company))
     assert value and token.encode() not in value
     assert 54 * 60 < client.ttl(cache.key(company)) <= 55 * 60
@@ -158,6 +158,8 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
     assert created
     qbo.sim.revoke_grant(company)
     expire_access(db_session, company)
+    # The periodic refresher meets the dead grant; its caller cancels the company's syncs.
+    assert connections.refresh_tokens_ahead().needs_reconnecting == [company]
     with pytest.raises(ReconnectRequired, match="Reconnect"):
         tokens.get_access_token(company)
     stored = stored_company(db_session, company)
@@ -173,13 +175,46 @@ def test_revoked_grant_marks_reconnect_required_without_a_retry_storm(company, q
     assert qbo.sim.token_requests(company)["requests"]["refresh_token"] == 1
 
 
+def test_the_token_service_marks_a_dead_grant_and_leaves_the_syncs_to_its_caller(company, qbo, db_session):
+    run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
+    assert created
+    qbo.sim.revoke_grant(company)
+    expire_access(db_session, company)
+    with pytest.raises(ReconnectRequired, match="invalid_grant"):
+        tokens.get_access_token(company)
+    assert stored_company(db_session, company).connection_state is ConnectionState.RECONNECT_REQUIRED
+    assert db_session.get(SyncRun, run.id).status is RunStatus.QUEUED
+
+
+def test_the_run_that_meets_a_dead_grant_fails_once_and_cancels_the_company_syncs(company, qbo, db_session):
+    run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
+    assert created
+    # request_sync never queues a second active run of a company: this row stands for one
+    # that got there anyway (it must not outlive the dead grant either).
+    other = SyncRun(company_source_id=company, kind=RunKind.BACKFILL, status=RunStatus.QUEUED, trigger="test")
+    db_session.add(other)
+    db_session.commit()
+    qbo.sim.revoke_grant(company)
+    expire_access(db_session, company)
+    with pytest.raises(ReconnectRequired, match="invalid_grant") as raised:
+        execute_run(run.id)
+    assert raised.value.company_source_id == company  # one class, from the token service to the run
+    db_session.expire_all()
+    failed = db_session.get(SyncRun, run.id)
+    assert (failed.status, failed.attempts) == (RunStatus.FAILED, 1) and "Reconnect" in failed.error_message
+    assert db_session.get(SyncRun, other.id).status is RunStatus.CANCELLED
+    assert stored_company(db_session, company).connection_state is ConnectionState.RECONNECT_REQUIRED
+    assert refresh_calls(qbo.sim, company) == 1
+
+
 def test_provider_outage_is_retryable_and_changes_nothing(company, qbo, db_session):
     stored = stored_company(db_session, company)
     before = (stored.refresh_token, stored.token_version)
     expire_access(db_session, company)
     qbo.sim.inject_fault("503", target="oauth", count=1)
-    with pytest.raises(TokenRefreshFailed, match="HTTP 503"):
+    with pytest.raises(TokenRefreshFailed, match="HTTP 503") as raised:
         tokens.get_access_token(company)
+    assert isinstance(raised.value, TokenUnavailable) and raised.value.retryable  # a sync retries it later
     after = stored_company(db_session, company)
     assert (after.connection_state, after.refresh_token, after.token_version) == \
         (ConnectionState.CONNECTED, *before)
@@ -295,7 +330,7 @@ def test_rotate_keys_reencrypts_every_token(signed_in, qbo, db_session, app, run
     for realm in (first, second):
         stored = stored_company(db_session, realm)
         assert (open_stored(app, stored, "access"), open_stored(app, stored, "refresh")) == before[realm]
-        tokens.token_cache().forget(realm)
+        token_store.token_cache().forget(realm)
         assert tokens.get_access_token(realm) == before[realm][0]
     # A token no key can open is reported, left alone, and fails the command.
     app.config["SETTINGS"] = dataclasses.replace(settings, token_encryption_keys=(Fernet.generate_key().decode(),))
