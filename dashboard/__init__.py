@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from dotenv import dotenv_values
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import cli, queue, security, tasks
 from .config import ConfigError, Settings, load_config
+from .extensions import csrf, db, htmx, login_manager, migrate
+from .services.token_keys import keys_open_stored_tokens
+from .views import auth, companies, errors, health, oauth, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS_CANNOT_OPEN_TOKENS = (
@@ -28,8 +36,6 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"))
     if environ is None:
-        from dotenv import dotenv_values
-
         environ = {**dotenv_values(ROOT / ".env"), **os.environ}
     settings = load_config(environ, app.instance_path)
     configure(app, settings, overrides or {})
@@ -70,15 +76,11 @@ def configure(app: Flask, settings: Settings, overrides: Mapping[str, Any]) -> N
     app.config.update(settings.tuning)
     app.config.update(overrides)
     if settings.proxy_fix_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         hops = settings.proxy_fix_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
 def register_extensions(app: Flask) -> None:
-    from .extensions import csrf, db, htmx, login_manager, migrate
-
     db.init_app(app)
     # Batch mode lets later migrations ALTER tables on SQLite too.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True,
@@ -93,8 +95,6 @@ def register_extensions(app: Flask) -> None:
 
 def _tune_sqlite(engine) -> None:
     """WAL lets the web app read while the worker writes; enforce foreign keys."""
-    from sqlalchemy import event
-
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
@@ -106,47 +106,32 @@ def _tune_sqlite(engine) -> None:
 
 def register_queue(app: Flask) -> None:
     """Build the app's Huey instance from its settings and declare the tasks on it."""
-    from . import queue, tasks
-
     huey = queue.build_huey(app.config["SETTINGS"])
     app.extensions[queue.EXTENSION] = huey
     tasks.install(app, huey)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import auth, companies, health, oauth, webhooks
-
     for module in (health, auth, companies, webhooks):
         app.register_blueprint(module.bp)
     oauth.register(app)  # also loads the integrations registry
 
 
 def register_security(app: Flask) -> None:
-    from .security import register
-
-    register(app)
+    security.register(app)
 
 
 def register_commands(app: Flask) -> None:
-    from .cli import register
-
-    register(app)
+    cli.register(app)
 
 
 def register_error_pages(app: Flask) -> None:
-    from .views.errors import register
-
-    register(app)
+    errors.register(app)
 
 
 def check_token_keys(app: Flask) -> None:
     """Refuse to start (web, worker, any command) with keys that open none of the stored
     tokens: running on would mark every company reconnect-required, one by one."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .extensions import db
-    from .services.token_keys import keys_open_stored_tokens
-
     with app.app_context():
         try:
             readable = keys_open_stored_tokens()

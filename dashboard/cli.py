@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
@@ -10,11 +11,12 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Company, ConnectionState, RunStatus
+from .services.operators import OperatorError, create_operator as create, set_password
 from .services.sync_jobs import SyncRequestError
 from .services.sync_runner import sync_now
+from .services.token_keys import rotate_keys as rotate
 from .sync.errors import SyncError
 from .sync.specs import SPECS, ordered
-
 from .tasks.consumer import run_consumer
 
 
@@ -42,8 +44,6 @@ def create_operator(username: str, reset: bool) -> None:
     The password is prompted for on a terminal, or read from the first line of standard
     input otherwise (e.g. `echo "$PW" | flask --app wsgi create-operator alice`).
     """
-    from .services.operators import OperatorError, create_operator as create, set_password
-
     password = _read_password()
     try:
         (set_password if reset else create)(username, password)
@@ -74,8 +74,7 @@ def sandbox(host: str, port: int, seed: int, customers: int, invoices: int) -> N
 
     It accepts this service's redirect URI and posts signed webhooks to this service.
     """
-    from urllib.parse import urlsplit
-
+    # Here, not at the top: the service never loads the simulator unless this command runs.
     from sandbox.serve import serve
 
     settings = current_app.config["SETTINGS"]
@@ -96,8 +95,6 @@ def rotate_keys() -> None:
     Run it after putting a new key first in TOKEN_ENCRYPTION_KEYS (keep the old ones
     after it) on every process; once it reports no unreadable tokens, drop the old keys.
     """
-    from .services.token_keys import rotate_keys as rotate
-
     report = rotate()
     click.echo(f"Companies checked: {report.companies}; tokens re-encrypted: {report.tokens_rotated}; "
                f"already on the newest key: {report.already_current}; unreadable: {len(report.unreadable or [])}.")

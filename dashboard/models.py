@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, Numeric, String, Text,
+    BigInteger, Boolean, Enum, ForeignKey, Index, Integer, MetaData, Numeric, String, Text,
     UniqueConstraint, func, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -76,8 +76,6 @@ class RunKind(StrEnum):
 def _enum(cls: type[enum.Enum], length: int = 32):
     """A portable string column for an enum (no native PG ENUM: adding a value stays a
     one-line change, not an ALTER TYPE migration)."""
-    from sqlalchemy import Enum
-
     return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
                 validate_strings=True)
 

@@ -123,7 +123,7 @@ def refresh_tokens_ahead() -> RefreshReport:
     report = refresh_due_tokens()
     for realm in report.needs_reconnecting:
         try:
-            cancelled = sync_jobs.cancel_company_syncs(realm)
+            cancelled = sync_jobs.cancel_company_syncs(realm, sync_jobs.RECONNECT_REQUIRED)
         except Exception:  # the mark is committed: each run is refused at its start anyway
             db.session.rollback()
             log.exception("Could not cancel the syncs of company %s", realm)

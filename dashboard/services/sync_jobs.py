@@ -176,8 +176,12 @@ def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, boo
                         object_type=target)
 
 
-def cancel_company_syncs(company_source_id: str) -> int:
-    """Cancel the company's queued and running runs (on disconnect); return how many.
+DISCONNECTED = "Cancelled: the company was disconnected"
+RECONNECT_REQUIRED = "Cancelled: the company must be reconnected (its grant was refused)"
+
+
+def cancel_company_syncs(company_source_id: str, reason: str = DISCONNECTED) -> int:
+    """Cancel the company's queued and running runs, saying why; return how many.
 
     A running worker notices at its next page commit, when renewing its lease fails.
     """
@@ -185,7 +189,7 @@ def cancel_company_syncs(company_source_id: str) -> int:
     result = db.session.execute(
         update(SyncRun).where(SyncRun.company_source_id == company_source_id, SyncRun.status.in_(ACTIVE))
         .values(status=RunStatus.CANCELLED, finished_at=now, lease_expires_at=None,
-                error_message="Cancelled: the company was disconnected"))
+                error_message=reason))
     db.session.execute(
         update(SyncState).where(SyncState.company_source_id == company_source_id,
                                 SyncState.status == SyncStatus.IN_PROGRESS)

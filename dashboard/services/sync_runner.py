@@ -160,7 +160,7 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
         elif isinstance(exc, ReconnectRequired):
             _finish(run, RunStatus.FAILED, str(exc))
             # Only a person can fix this: the company's other runs would fail alike.
-            sync_jobs.cancel_company_syncs(run.company_source_id)
+            sync_jobs.cancel_company_syncs(run.company_source_id, sync_jobs.RECONNECT_REQUIRED)
         else:
             _finish(run, RunStatus.FAILED, str(exc))
             _queue_followup(run)

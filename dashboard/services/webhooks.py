@@ -23,6 +23,7 @@ from ..extensions import db
 from ..integrations.qbo import webhooks as qbo_webhooks
 from ..models import Company, ConnectionState, RunKind, WebhookDelivery, utcnow
 from ..sync.specs import BY_ENTITY
+from . import sync_jobs
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,6 @@ def drain() -> int:
 
 def _request(realm: str, object_types: set[str], received_at) -> bool:
     """Queue (or find) the incremental sync for one company; False means try again later."""
-    from . import sync_jobs
-
     company = db.session.execute(select(Company).where(Company.source_id == realm)).scalar_one_or_none()
     if company is None:
         log.info("Webhook for unknown company %s acknowledged and ignored", realm)

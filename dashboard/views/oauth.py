@@ -1,7 +1,10 @@
 """``/v1/oauth``: start a connection, receive Intuit's callback, reconnect a company."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint, Flask, abort, current_app, flash, make_response, redirect, render_template, request, session,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
@@ -89,8 +92,6 @@ def _company_page(realm: str) -> str:
 
 def _no_referrer(response, status: int | None = None):
     """The callback URL holds a code and state: never leak it through Referer."""
-    from flask import make_response
-
     response = make_response(response, status) if status else make_response(response)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
