@@ -33,7 +33,7 @@ def main() -> None:
     from dashboard import create_app
     from dashboard.extensions import db
     from dashboard.models import Company, ConnectionState, utcnow
-    from dashboard.services.sync_runner import schedule_due_companies
+    from dashboard.services.sync_schedule import schedule_due_companies
 
     app = create_app(environ=dict(os.environ))
     with app.app_context():

@@ -13,7 +13,7 @@ from .extensions import db
 from .models import Company, ConnectionState, RunStatus
 from .services.operators import OperatorError, create_operator as create, set_password
 from .services.sync_jobs import SyncRequestError
-from .services.sync_runner import sync_now
+from .services.sync_foreground import sync_now
 from .services.token_keys import rotate_keys as rotate
 from .sync.errors import SyncError
 from .sync.specs import SPECS, ordered

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import orjson
-from sqlalchemy import Table, and_, case, column, literal_column, or_, select, table as table_clause, update
+from sqlalchemy import Table, and_, case, column, or_, select, table as table_clause, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db

@@ -7,7 +7,7 @@ specs' links: a type syncs after every type it links to.
 """
 from __future__ import annotations
 
-import heapq
+import graphlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,29 +105,25 @@ class SpecError(ValueError):
 def sync_order(specs: Mapping[str, EntitySpec]) -> list[EntitySpec]:
     """Order ``specs`` so each comes after every type it links to; raise SpecError on a cycle.
 
-    Independent types keep a stable order by name. A link to itself (a customer's parent
-    customer) does not constrain the order: such links are filled once the scan is done.
+    Types whose links are all satisfied at the same step come in order of name, so the
+    order is stable. A link to itself (a customer's parent customer) does not constrain
+    the order: such links are filled once the scan is done.
     """
     targets = {name: {t for _, _, t in spec.links if t != name} for name, spec in specs.items()}
     for name, linked in targets.items():
         unknown = linked - specs.keys()
         if unknown:
             raise SpecError(f"Object type {name!r} links to unknown type(s): {', '.join(sorted(unknown))}")
-    waiting = {name: len(linked) for name, linked in targets.items()}
-    ready = [name for name, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
+    sorter = graphlib.TopologicalSorter(targets)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise SpecError(f"The links of these object types form a cycle: {' -> '.join(exc.args[1])}") from None
     order: list[EntitySpec] = []
-    while ready:
-        name = heapq.heappop(ready)
-        order.append(specs[name])
-        for other, linked in targets.items():
-            if name in linked:
-                waiting[other] -= 1
-                if waiting[other] == 0:
-                    heapq.heappush(ready, other)
-    if len(order) != len(specs):
-        stuck = sorted(set(specs) - {s.name for s in order})
-        raise SpecError(f"The links of these object types form a cycle: {', '.join(stuck)}")
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(specs[name] for name in ready)
+        sorter.done(*ready)
     return order
 
 

@@ -8,7 +8,8 @@ from flask import Flask
 from huey import Huey, crontab
 
 from ..queue import in_app_context
-from ..services.sync_runner import execute_run, reap_expired_runs, schedule_due_companies
+from ..services.sync_runner import execute_run
+from ..services.sync_schedule import reap_expired_runs, schedule_due_companies
 from ..sync.errors import SyncError
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from dashboard.integrations import TokenSet
 from dashboard.integrations.errors import TokenRefreshFailed
 from dashboard.models import Company, ConnectionState, RunStatus, SyncRun, utcnow
 from dashboard.services import connections, token_store, tokens
-from dashboard.services.sync_runner import schedule_due_companies
+from dashboard.services.sync_schedule import schedule_due_companies
 from dashboard.sync.errors import ReconnectRequired
 from tests.oauth.conftest import connect, expire_access, open_stored, refresh_calls, stored_company
 from tests.oauth.refresher import TOKEN_PATH, HeldRefreshAnswer, Refresher

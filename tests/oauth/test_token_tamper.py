@@ -18,7 +18,7 @@ from dashboard.models import Company, ConnectionState, RunKind, RunStatus, SyncR
 from dashboard.queue import huey
 from dashboard.services import tokens
 from dashboard.services.sync_jobs import SyncRequestError, request_sync
-from dashboard.services.sync_runner import schedule_due_companies
+from dashboard.services.sync_schedule import schedule_due_companies
 from dashboard.sync.errors import ReconnectRequired
 from tests.oauth.conftest import connect, expire_access, refresh_calls, stored_company
 

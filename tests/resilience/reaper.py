@@ -13,7 +13,7 @@ import time
 def main() -> None:
     from dashboard import create_app
     from dashboard.extensions import db
-    from dashboard.services.sync_runner import reap_expired_runs
+    from dashboard.services.sync_schedule import reap_expired_runs
 
     app = create_app(environ=dict(os.environ))
     while True:

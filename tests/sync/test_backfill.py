@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import RunStatus, SyncRun, SyncState, SyncStatus
-from dashboard.services.sync_runner import run_now
+from dashboard.services.sync_foreground import run_now
 from dashboard.sync.errors import IntuitServerError
 
 from .conftest import assert_equal_to_source, connect, generate

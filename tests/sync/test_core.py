@@ -77,7 +77,7 @@ def test_sync_order_follows_links_then_names():
     # A type after every type it links to; independent types by name; a self-link (a parent
     # customer) does not hold its own type back.
     assert [s.name for s in sync_order(specs)] == ["account", "customer", "item", "invoice", "payment"]
-    with pytest.raises(SpecError, match="cycle: a, b"):
+    with pytest.raises(SpecError, match=r"cycle: (a -> b -> a|b -> a -> b)"):
         sync_order({"a": _spec("a", "b"), "b": _spec("b", "a"), "c": _spec("c")})
     with pytest.raises(SpecError, match="unknown type"):
         sync_order({"a": _spec("a", "nowhere")})

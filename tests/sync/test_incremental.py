@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from dashboard.extensions import db
 from dashboard.models import Customer, Invoice, SyncState, utcnow
-from dashboard.services.sync_runner import run_now
+from dashboard.services.sync_foreground import run_now
 
 from .conftest import assert_equal_to_source, connect, generate
 

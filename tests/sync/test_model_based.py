@@ -10,7 +10,7 @@ from sqlalchemy import delete, update
 
 from dashboard.extensions import db
 from dashboard.models import SyncState, utcnow
-from dashboard.services.sync_runner import run_now
+from dashboard.services.sync_foreground import run_now
 from dashboard.sync.errors import SyncError
 
 from .conftest import assert_equal_to_source, connect

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import Customer, RunStatus, SyncRun, SyncState, SyncStatus
-from dashboard.services.sync_runner import run_now
+from dashboard.services.sync_foreground import run_now
 from dashboard.sync.specs import BY_ENTITY, SPECS, dependents, ordered
 from tests.support.widget import WIDGET, widget_type as widget_model
 

@@ -15,7 +15,7 @@ from dashboard import cli
 from dashboard.extensions import db
 from dashboard.models import RunKind, RunStatus, SyncRun, utcnow
 from dashboard.queue import huey
-from dashboard.services import sync_jobs, sync_runner
+from dashboard.services import sync_foreground, sync_jobs, sync_runner
 from dashboard.sync.specs import EntitySpec, customer_row, registered
 
 from .conftest import assert_equal_to_source, connect, generate
@@ -80,7 +80,7 @@ def test_a_run_running_elsewhere_is_followed_to_its_end(qbo_app, sandbox_server,
     pause = _as_a_worker(queued.id, {"records_written": 30},
                          {"status": outcome, "records_written": 75, "finished_at": utcnow(),
                           "error_message": None if outcome == RunStatus.SUCCEEDED else "Intuit kept failing"})
-    monkeypatch.setattr(cli, "sync_now", partial(sync_runner.sync_now, pause=pause))
+    monkeypatch.setattr(cli, "sync_now", partial(sync_foreground.sync_now, pause=pause))
     result = runner.invoke(args=["sync", "now", "--company", realm])
     assert result.exit_code == exit_code, result.output
     assert f"{realm} run #{queued.id}: 0 records" in result.output
@@ -112,7 +112,7 @@ def test_a_request_the_running_run_does_not_cover_runs_here_after_it(qbo_app, sa
     realm, queued = _connected(sim, seed=75)
     assert sync_runner.claim(queued.id) is not None
     pause = _as_a_worker(queued.id, {"status": RunStatus.SUCCEEDED, "finished_at": utcnow()})
-    outcome = sync_runner.sync_now(realm, full=True, pause=pause)
+    outcome = sync_foreground.sync_now(realm, full=True, pause=pause)
     assert outcome.ok and not outcome.elsewhere and outcome.summary.records == {"customer": 30, "invoice": 45}
     runs = _runs()
     assert [(r.kind, r.status, r.trigger) for r in runs] == [
@@ -154,7 +154,7 @@ def test_a_worker_claiming_first_is_followed(qbo_app, sandbox_server, monkeypatc
 
     monkeypatch.setattr(sync_runner, "claim", worker_first)
     pause = _as_a_worker(queued.id, {"status": RunStatus.SUCCEEDED, "finished_at": utcnow()})
-    outcome = sync_runner.sync_now(realm, pause=pause)
+    outcome = sync_foreground.sync_now(realm, pause=pause)
     assert (outcome.run_id, outcome.status, outcome.elsewhere) == (queued.id, RunStatus.SUCCEEDED, True)
     assert len(_runs()) == 1
 

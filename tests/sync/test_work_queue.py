@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from dashboard.extensions import db
 from dashboard.models import RunKind, RunStatus, SyncRun, utcnow
 from dashboard.services import sync_jobs, work_queue
-from dashboard.services.sync_runner import reap_expired_runs
+from dashboard.services.sync_schedule import reap_expired_runs
 from tests.dashboard import factories as make
 from tests.webhooks.test_webhooks import classic, post
 

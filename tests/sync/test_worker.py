@@ -18,7 +18,7 @@ from dashboard.models import Customer, Invoice, RunKind, RunStatus, SyncRun, Syn
 from dashboard import create_app
 from dashboard.models import utcnow
 from dashboard.services import sync_jobs
-from dashboard.services.sync_runner import reap_expired_runs
+from dashboard.services.sync_schedule import reap_expired_runs
 from tests.support.live import FAST_KNOBS, pointed_at_simulator, running_consumer
 
 from .conftest import assert_equal_to_source, connect, generate
@@ -157,7 +157,7 @@ def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
 
 def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
     from dashboard.models import Company
-    from dashboard.services.sync_runner import schedule_due_companies
+    from dashboard.services.sync_schedule import schedule_due_companies
 
     sim = sandbox_server.sim
     realms = sim.generate(seed=34, companies=3, customers=5, invoices=5)
