@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import cli, queue, security, tasks
 from .config import ConfigError, Settings, load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
+from .services import type_switches
 from .services.token_keys import keys_open_stored_tokens
 from .views import auth, companies, errors, health, oauth, webhooks
 
@@ -46,6 +47,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
     register_commands(app)
     register_error_pages(app)
     check_token_keys(app)
+    type_switches.check_default(settings.sync_object_types)
     return app
 
 

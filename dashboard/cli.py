@@ -14,6 +14,7 @@ from .models import Company, ConnectionState, RunStatus
 from .services.operators import OperatorError, create_operator as create, set_password
 from .services.sync_jobs import SyncRequestError
 from .services.sync_foreground import sync_now
+from .services import type_switches
 from .services.token_keys import rotate_keys as rotate
 from .sync.errors import SyncError
 from .sync.specs import SPECS, ordered
@@ -143,18 +144,27 @@ def sync_now_command(realm: str | None, object_types: tuple[str, ...], full: boo
         .order_by(Company.source_id)).scalars().all()
     if not realms:
         raise click.ClickException("No connected company to sync.")
-    # One run for every type, or one per type asked for, in sync order.
-    targets = [None] if not object_types or set(object_types) == set(SPECS) else \
-        [spec.name for spec in ordered(object_types)]
     failed = 0
     for source_id in realms:
         click.echo(f"Syncing {source_id}{' (full resync)' if full else ''}...")
-        for object_type in targets:
+        for object_type in _targets(source_id, object_types):
             if not _sync_one(source_id, object_type, full, not no_wait):
                 failed += 1
                 break
     if failed:
         raise click.ClickException(f"{failed} of {len(realms)} companies failed.")
+
+
+def _targets(source_id: str, asked: tuple[str, ...]) -> list[str | None]:
+    """Return one run for every type the company syncs, or one per type asked for, in sync order."""
+    on = type_switches.enabled_types(source_id)
+    off = [spec.name for spec in ordered(asked) if spec.name not in on]
+    if off:
+        click.echo(f"  {source_id}: {', '.join(off)} switched off for this company, not synced "
+                   "(switch it on from the company's page)")
+    if not asked or set(on) <= set(asked):
+        return [None]
+    return [spec.name for spec in ordered(asked) if spec.name in on]
 
 
 def _sync_one(source_id: str, object_type: str | None, full: bool, wait: bool) -> bool:

@@ -91,6 +91,8 @@ class Settings:
     redis_namespace: str
     uses_simulator: bool
     proxy_fix_hops: int
+    # Object types new connections sync (None: all); names are checked against the registry at start-up.
+    sync_object_types: tuple[str, ...] | None = None
     tuning: Mapping[str, float] = field(default_factory=dict)
     secret_key_generated: bool = False
 
@@ -134,6 +136,12 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type, minim
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw}")
     return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """Read a comma-separated list of names; unset or blank is None ("all")."""
+    names = tuple(n.strip().lower() for n in env.get(name, "").split(",") if n.strip())
+    return names or None
 
 
 def _namespace(env: Mapping[str, str]) -> str:
@@ -202,6 +210,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or str(instance / "huey.db"),
         redis_namespace=_namespace(env),
         proxy_fix_hops=_number(env, "PROXY_FIX_HOPS", 0, int, 0),
+        sync_object_types=_names(env, "SYNC_OBJECT_TYPES"),
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
     )

@@ -7,17 +7,18 @@ Timestamps are aware UTC everywhere (see ``types.UTCDateTime``).
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    BigInteger, Boolean, Enum, ForeignKey, Index, Integer, MetaData, Numeric, String, Text,
-    UniqueConstraint, func, text,
+    BigInteger, Boolean, Column, Date, Enum, ForeignKey, Index, Integer, MetaData, Numeric, String, Table, Text,
+    UniqueConstraint, func, text, true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .sync import specs
 from .types import JSONType, UTCDateTime
 
 # BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER primary key.
@@ -174,6 +175,10 @@ class Customer(SourceRecordMixin, Base):
     company_source_id: Mapped[str] = mapped_column(
         ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
     display_name: Mapped[Optional[str]] = mapped_column(String(500))
+    company_name: Mapped[Optional[str]] = mapped_column(String(500))
+    email: Mapped[Optional[str]] = mapped_column(String(500))
+    balance: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
+    currency: Mapped[Optional[str]] = mapped_column(String(64))
     # Customers are never deleted in QuickBooks, only made inactive.
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
@@ -193,9 +198,56 @@ class Invoice(SourceRecordMixin, Base):
     # QuickBooks' CustomerRef, kept even before the customer row exists.
     customer_source_id: Mapped[Optional[str]] = mapped_column(String(64))
     doc_number: Mapped[Optional[str]] = mapped_column(String(64))
-    txn_date: Mapped[Optional[str]] = mapped_column(String(10))
+    txn_date: Mapped[Optional[date]] = mapped_column(Date)
+    due_date: Mapped[Optional[date]] = mapped_column(Date)
     total_amt: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
+    balance: Mapped[Optional[Decimal]] = mapped_column(Numeric(18, 2))
     currency: Mapped[Optional[str]] = mapped_column(String(8))
+
+
+# The typed columns of ``sync.specs`` kinds.
+COLUMN_TYPES = {
+    specs.TEXT: String(500), specs.CODE: String(64), specs.DATE: Date(), specs.AMOUNT: Numeric(18, 2),
+    specs.NUMBER: Numeric(18, 6), specs.INT: Integer(), specs.BOOL: Boolean(),
+}
+
+
+def object_table(spec: specs.EntitySpec) -> Table:
+    """Declare the table of an object type from its spec (customer and invoice are classes above).
+
+    The shared columns of ``SourceRecordMixin``, then the typed ones; a reference gets its
+    source id (indexed with the company, for linking late targets) and a foreign key.
+    """
+    columns: list[Any] = [
+        Column("id", PrimaryKey, primary_key=True),
+        Column("company_source_id", ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False),
+        Column("source_id", String(64), nullable=False),
+        Column("sync_token", Integer), Column("raw_data", JSONType),
+        Column("source_created_at", UTCDateTime()), Column("source_updated_at", UTCDateTime()),
+        Column("is_deleted", Boolean, default=False, nullable=False), Column("deleted_at", UTCDateTime()),
+        Column("created_at", UTCDateTime(), default=utcnow, nullable=False),
+        Column("updated_at", UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False),
+        UniqueConstraint("company_source_id", "source_id"),
+    ]
+    for col in spec.columns:
+        if isinstance(col, specs.Ref):
+            target = specs.SPECS[col.target].table if col.target in specs.SPECS else col.target
+            columns += [Column(col.source_column, String(64)),
+                        Column(col.fk_column, ForeignKey(f"{target}.id", ondelete="SET NULL")),
+                        Index(f"ix_{spec.table}_company_{col.source_column}", "company_source_id",
+                              col.source_column)]
+        elif col.column == "active":
+            columns.append(Column("active", Boolean, default=True, nullable=False))
+        else:
+            columns.append(Column(col.column, COLUMN_TYPES[col.kind]))
+    return Table(spec.table, Base.metadata, *columns)
+
+
+def declare_object_tables() -> None:
+    """Declare the table of every registered object type that has none yet."""
+    for spec in specs.SPECS.values():
+        if spec.table not in Base.metadata.tables:
+            object_table(spec)
 
 
 class SyncState(TimestampMixin, Base):
@@ -237,6 +289,14 @@ class SyncState(TimestampMixin, Base):
     error_kind: Mapped[Optional[str]] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Switched off by an operator: not synced, its rows kept.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
+    # The last parity check: Intuit's COUNT(*) against our live rows, and how many checks
+    # in a row found them apart (two is a failure).
+    parity_checked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    parity_source_count: Mapped[Optional[int]] = mapped_column(Integer)
+    parity_local_count: Mapped[Optional[int]] = mapped_column(Integer)
+    parity_drifts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"), nullable=False)
 
     company: Mapped[Company] = relationship(back_populates="sync_states")
 
@@ -305,3 +365,21 @@ class AppLock(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class ParityCheck(Base):
+    """One parity check of one object type: Intuit's count against our live rows."""
+
+    __tablename__ = "parity_check"
+    __table_args__ = (Index("ix_parity_check_company_checked", "company_source_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    company_source_id: Mapped[str] = mapped_column(
+        ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
+    object_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    source_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    local_count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+declare_object_tables()

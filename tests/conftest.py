@@ -77,6 +77,8 @@ ENV = {
     "HUEY_SQLITE_PATH": str(TMP / "huey.db"),
     "QBO_WEBHOOK_VERIFIER_TOKEN": "test-webhook-verifier",
     "SYNC_INTERVAL_MINUTES": "5",
+    # Most tests exercise the machinery on two types; tests of the breadth switch the rest on.
+    "SYNC_OBJECT_TYPES": "customer,invoice",
 }
 
 

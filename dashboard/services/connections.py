@@ -17,7 +17,7 @@ from ..extensions import db
 from ..integrations import TokenSet, get_integration
 from ..integrations.errors import IntegrationError
 from ..models import Company, ConnectionState, utcnow
-from . import sync_jobs
+from . import sync_jobs, type_switches
 from .token_store import lock_company, token_cache, token_session, vault, write_tokens
 from .tokens import RefreshReport, refresh_due_tokens
 
@@ -56,6 +56,8 @@ def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | N
                                   connection_state=ConnectionState.CONNECTED, connected_at=now)
                 session.add(company)
                 try:
+                    session.flush()
+                    type_switches.seed_states(session, realm)
                     session.flush()
                 except IntegrityError:  # another callback created it first: update it instead
                     session.rollback()

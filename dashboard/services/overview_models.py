@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from ..models import ConnectionState, RunKind, RunStatus, SyncStatus
 from ..sync import specs
+from . import type_switches
 
 PER_PAGE = 50
 # The "failing" filter is not a connection state but what an operator looks for first.
@@ -29,24 +30,27 @@ class OverviewError(ValueError):
 # --- object types ----------------------------------------------------------------------------
 
 def object_types() -> tuple[tuple[str, str], ...]:
-    """Return (object type, display name) for every synced object type, in sync order."""
-    return tuple((spec.name, _label(spec)) for spec in specs.ordered())
+    """Return (object type, display name) for every object type new connections sync, in sync order."""
+    return tuple((spec.name, spec.label) for spec in specs.ordered(type_switches.default_types()))
 
 
 def object_type_label(object_type: str) -> str:
     """Return the display name of an object type; its own name once no spec declares it."""
     spec = specs.SPECS.get(object_type)
-    return _label(spec) if spec else object_type
+    return spec.label if spec else object_type
 
 
 def object_types_in_words() -> str:
-    """Return every object type's display name in a sentence: "customers and invoices"."""
-    names = [label.lower() for _name, label in object_types()]
+    """Return the object types new connections sync in a sentence: "customers and invoices"."""
+    return in_words([label for _name, label in object_types()])
+
+
+def in_words(labels: list[str], most: int = 4) -> str:
+    """Return labels as a sentence, the first few then a count past ``most``: "a, b, c and 25 other types"."""
+    names = [label.lower() for label in labels]
+    if len(names) > most:
+        names = [*names[:most - 1], f"{len(names) - most + 1} other object types"]
     return " and ".join(filter(None, (", ".join(names[:-1]), names[-1] if names else "")))
-
-
-def _label(spec: specs.EntitySpec) -> str:
-    return f"{spec.entity}s"
 
 
 # --- view models -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class CompanySync:
     def run(self, object_types: Sequence[str] | None = None, *, full: bool = False,
             final_attempt: bool = True) -> Summary:
         """Sync the given object types (all when None); record each one's outcome in sync_state."""
-        specs = ordered(list(object_types) if object_types else None)
+        specs = ordered(None if object_types is None else list(object_types))
         if full:
             self._reset(specs)
         for spec in specs:

@@ -16,6 +16,7 @@ from ..extensions import db
 from ..locks import hold
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
 from ..sync.specs import SPECS, dependents
+from . import type_switches
 from .work_queue import work_queue
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,11 @@ def enqueue(run: SyncRun) -> None:
 
 
 def backfill_pending(company_source_id: str) -> bool:
-    """Whether some object type of the company has not finished its first backfill."""
+    """Whether some object type the company syncs has not finished its first backfill."""
     done = db.session.execute(
         select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
                                             SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
-    return set(SPECS) - set(done) != set()
+    return set(type_switches.enabled_types(company_source_id)) - set(done) != set()
 
 
 def resume_kind(company_source_id: str) -> RunKind:

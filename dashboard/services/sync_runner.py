@@ -18,7 +18,7 @@ from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
-from . import sync_jobs
+from . import sync_jobs, type_switches
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
 
@@ -143,7 +143,8 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
     engine = CompanySync(run.company_source_id, build_client(run.company_source_id), fence,
                          engine_options(), progress)
     try:
-        return engine.run([run.object_type] if run.object_type else None,
+        wanted = [run.object_type] if run.object_type else None
+        return engine.run(type_switches.enabled_types(run.company_source_id, wanted),
                           full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run), final_attempt=final)
     except RunCancelled:
         db.session.rollback()

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..integrations.qbo import webhooks as qbo_webhooks
 from ..models import Company, ConnectionState, RunKind, WebhookDelivery, utcnow
-from ..sync.specs import BY_ENTITY
-from . import sync_jobs
+from ..sync.specs import BY_ENTITY, EntitySpec
+from . import sync_jobs, sync_store, type_switches
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,13 @@ def drain() -> int:
     for delivery in deliveries:
         realms_of[delivery.id] = set()
         for note in qbo_webhooks.parse(delivery.payload):
-            spec = BY_ENTITY.get(note.entity)
+            spec = _spec_of(note.entity)
             if spec is None:
                 log.info("Webhook for %s %s of company %s ignored: that entity is not synced",
                          note.entity, note.operation, note.realm)
                 continue
+            if note.operation == "Merge" and note.deleted_id:
+                _merged_away(spec, note.realm, note.deleted_id, delivery.received_at)
             wanted[note.realm].add(spec.name)
             realms_of[delivery.id].add(note.realm)
             latest[note.realm] = max(latest.get(note.realm, delivery.received_at), delivery.received_at)
@@ -106,6 +108,19 @@ def drain() -> int:
                        .values(processed_at=utcnow()))
     db.session.commit()
     return len(done)
+
+
+def _spec_of(entity: str) -> EntitySpec | None:
+    """Find the spec of an entity name (CloudEvents spell it in lower case: "journalentry")."""
+    folded = entity.casefold()
+    return next((spec for spec in BY_ENTITY.values() if spec.entity.casefold() == folded), None)
+
+
+def _merged_away(spec: EntitySpec, realm: str, source_id: str, when) -> None:
+    """Mark the record a merge removed (a customer merged into another): Intuit sends no tombstone."""
+    if sync_store.mark_deleted(spec, realm, [(source_id, when)]):
+        log.info("Company %s: %s %s was merged into another; marked deleted", realm, spec.entity, source_id)
+    db.session.commit()
 
 
 def _request(realm: str, object_types: set[str], received_at) -> bool:
@@ -119,6 +134,10 @@ def _request(realm: str, object_types: set[str], received_at) -> bool:
     db.session.commit()
     if company.connection_state != ConnectionState.CONNECTED:
         log.info("Webhook for company %s ignored: it is %s", realm, company.connection_state)
+        return True
+    object_types = set(type_switches.enabled_types(realm, list(object_types)))
+    if not object_types:
+        log.info("Webhook for company %s ignored: the types it names are switched off", realm)
         return True
     object_type = next(iter(object_types)) if len(object_types) == 1 else None
     try:

@@ -1,9 +1,11 @@
-"""QuickBooks object types declared as data: what to query and how a record becomes a row.
+"""Object types declared as data: what to query, which typed columns a record fills, what it links to.
 
-Adding an object type means one spec here (registered with the others below), its table
-(with the columns its ``to_row`` returns) and a migration; the engine, the dashboard and
-the CLI read the registry and need nothing else. The sync order is derived from the
-specs' links: a type syncs after every type it links to.
+A spec names the entity, its typed columns (``Field`` and ``Ref``) and how it is kept
+fresh; its table, its row mapping and its place in the sync order are derived from
+that. Adding an object type means one spec and its registration (``sync.objects``
+holds QuickBooks' own) plus a migration creating its table; the engine, the dashboard
+and the CLI read the registry and need nothing else. A type syncs after every type it
+references (``Ref`` columns, and ``after`` for references inside its lines).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import graphlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -19,20 +22,123 @@ from .timestamps import parse_qbo_time
 
 Row = dict[str, Any]
 
+# How a type is kept fresh once backfilled.
+CDC = "cdc"                  # in the one Change Data Capture call of each cycle
+DAILY_QUERY = "daily query"  # no CDC: a LastUpdatedTime query once a day (deletes: Id reconciliation)
+DAILY_READ = "daily read"    # no CDC, a small reference list: read whole once a day
+
+# Kinds of typed column; the models layer maps each to a column type.
+TEXT, CODE, DATE, AMOUNT, NUMBER, INT, BOOL = "text", "code", "date", "amount", "number", "int", "bool"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed column filled from a path in the record's JSON (``("CurrencyRef", "value")``)."""
+
+    column: str
+    path: tuple[str, ...]
+    kind: str = TEXT
+    default: Any = None  # when the record leaves the field out (``Active``: true)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to another type's record: ``<name>_source_id`` and the foreign key ``<name>_id``."""
+
+    name: str
+    key: str        # Intuit's reference object: "CustomerRef"
+    target: str     # the referenced object type
+
+    @property
+    def source_column(self) -> str:
+        return f"{self.name}_source_id"
+
+    @property
+    def fk_column(self) -> str:
+        return f"{self.name}_id"
+
+
+def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = obj
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _convert(value: Any, kind: str, what: str) -> Any:
+    """Turn a JSON value into the column's Python value; BadData names the record."""
+    try:
+        if kind in (TEXT, CODE):
+            return str(value)
+        if kind == DATE:
+            return date.fromisoformat(str(value)[:10])
+        if kind == AMOUNT:
+            return Decimal(str(value)).quantize(Decimal("0.01"))
+        if kind == NUMBER:
+            return Decimal(str(value))
+        if kind == INT:
+            return int(value)
+        if kind == BOOL:
+            return value is not False and str(value).lower() != "false"
+    except (ValueError, TypeError, InvalidOperation):
+        raise BadData(f"Intuit sent {what} {value!r}") from None
+    raise ValueError(f"unknown column kind {kind!r}")
+
 
 @dataclass(frozen=True)
 class EntitySpec:
     name: str                      # our object_type: "customer"
     entity: str                    # Intuit's entity name: "Customer"
     table: str                     # our table
-    to_row: Callable[[Mapping[str, Any]], Row]
-    # WHERE terms every query carries (customers: inactive ones too, or they vanish).
+    to_row: Callable[[Mapping[str, Any]], Row] | None = None  # derived from the columns when None
+    # WHERE terms every query carries (name lists: inactive ones too, or they vanish).
     filters: tuple[str, ...] = ()
     # Intuit hard-deletes these (CDC tombstones, or an Id reconciliation after 30 days).
     deletable: bool = False
     # Links to fill once the referenced row exists: (our column with the source id,
-    # our foreign key column, referenced spec name).
+    # our foreign key column, referenced spec name). Derived from ``Ref`` columns.
     links: tuple[tuple[str, str, str], ...] = field(default=())
+    columns: tuple[Field | Ref, ...] = ()
+    after: tuple[str, ...] = ()    # types referenced inside lines: synced first, not linked
+    refresh: str = CDC
+    group: str = "other"           # where the dashboard lists it
+    label: str = ""                # "Journal entries"; derived from the entity when empty
+
+    def __post_init__(self) -> None:
+        refs = tuple((c.source_column, c.fk_column, c.target) for c in self.columns if isinstance(c, Ref))
+        object.__setattr__(self, "links", tuple(dict.fromkeys(self.links + refs)))
+        if self.to_row is None:
+            object.__setattr__(self, "to_row", self._map)
+        if not self.label:
+            object.__setattr__(self, "label", plural(self.entity))
+
+    @property
+    def has_active(self) -> bool:
+        return any(isinstance(c, Field) and c.column == "active" for c in self.columns)
+
+    def _map(self, obj: Mapping[str, Any]) -> Row:
+        row = source_fields(obj, self.entity)
+        for column in self.columns:
+            if isinstance(column, Ref):
+                value = _get(obj, (column.key, "value"))
+                row[column.source_column] = None if value in (None, "") else str(value)
+            else:
+                value = _get(obj, column.path)
+                row[column.column] = column.default if value in (None, "") else _convert(
+                    value, column.kind, f"{self.entity} {row['source_id']} with {'.'.join(column.path)}")
+        return row
+
+
+def plural(entity: str) -> str:
+    """Return a person's words for an entity's records: "JournalEntry" -> "Journal entries"."""
+    words = "".join(f" {c.lower()}" if c.isupper() else c for c in entity).strip()
+    if words.endswith("y") and words[-2:-1] not in "aeiou":
+        words = words[:-1] + "ie"
+    elif words.endswith("s"):
+        words += "e"
+    return words[0].upper() + words[1:] + "s"
 
 
 def source_fields(obj: Mapping[str, Any], entity: str) -> Row:
@@ -58,40 +164,6 @@ def source_fields(obj: Mapping[str, Any], entity: str) -> Row:
     }
 
 
-def customer_row(obj: Mapping[str, Any]) -> Row:
-    """Map a QuickBooks Customer to a ``customer`` row."""
-    row = source_fields(obj, "Customer")
-    active = obj.get("Active", True)
-    row.update(display_name=obj.get("DisplayName"), active=active is not False)
-    return row
-
-
-def _ref_value(obj: Mapping[str, Any], key: str) -> str | None:
-    ref = obj.get(key)
-    if isinstance(ref, Mapping) and ref.get("value") not in (None, ""):
-        return str(ref["value"])
-    return None
-
-
-def invoice_row(obj: Mapping[str, Any]) -> Row:
-    """Map a QuickBooks Invoice to an ``invoice`` row (its customer is linked by CustomerRef)."""
-    row = source_fields(obj, "Invoice")
-    total = obj.get("TotalAmt")
-    try:
-        amount = None if total is None else Decimal(str(total)).quantize(Decimal("0.01"))
-    except InvalidOperation:
-        raise BadData(f"Intuit sent Invoice {row['source_id']} with TotalAmt {total!r}") from None
-    row.update(customer_source_id=_ref_value(obj, "CustomerRef"), doc_number=obj.get("DocNumber"),
-               txn_date=obj.get("TxnDate"), total_amt=amount, currency=_ref_value(obj, "CurrencyRef"))
-    return row
-
-
-CUSTOMER = EntitySpec(name="customer", entity="Customer", table="customer",
-                      to_row=customer_row, filters=("Active IN (true, false)",))
-INVOICE = EntitySpec(name="invoice", entity="Invoice", table="invoice",
-                     to_row=invoice_row, deletable=True,
-                     links=(("customer_source_id", "customer_id", "customer"),))
-
 # Every registered object type, in sync order, and the same by Intuit's entity name.
 # Filled in place (modules hold these very dicts), by ``register`` and ``unregister`` only.
 SPECS: dict[str, EntitySpec] = {}
@@ -109,7 +181,7 @@ def sync_order(specs: Mapping[str, EntitySpec]) -> list[EntitySpec]:
     order is stable. A link to itself (a customer's parent customer) does not constrain
     the order: such links are filled once the scan is done.
     """
-    targets = {name: {t for _, _, t in spec.links if t != name} for name, spec in specs.items()}
+    targets = {name: {t for _, _, t in spec.links if t != name} | set(spec.after) for name, spec in specs.items()}
     for name, linked in targets.items():
         unknown = linked - specs.keys()
         if unknown:
@@ -183,4 +255,3 @@ def ordered(names: list[str] | tuple[str, ...] | None = None) -> list[EntitySpec
     return [spec for spec in SPECS.values() if spec.name in wanted]
 
 
-register(CUSTOMER, INVOICE)

@@ -115,9 +115,9 @@ def test_retry_a_failed_object(signed_in, app):
 
 
 def test_retry_of_an_unknown_object_is_refused_clearly(signed_in, app, acme):
-    plain = signed_in.post("/companies/100/retry", data={"csrf_token": signed_in.csrf, "object_type": "vendor"})
-    assert plain.status_code == 400 and "Cannot retry &#39;vendor&#39;" in text(plain)
-    htmx = signed_in.post("/companies/100/retry", data={"object_type": "vendor"},
+    plain = signed_in.post("/companies/100/retry", data={"csrf_token": signed_in.csrf, "object_type": "vendors"})
+    assert plain.status_code == 400 and "Cannot retry &#39;vendors&#39;" in text(plain)
+    htmx = signed_in.post("/companies/100/retry", data={"object_type": "vendors"},
                           headers={**HX, "X-CSRFToken": signed_in.csrf})
     assert htmx.status_code == 400
     assert htmx.headers["HX-Retarget"] == "#flashes" and htmx.headers["HX-Reswap"] == "innerHTML"

@@ -7,7 +7,9 @@ import pytest
 
 from dashboard.extensions import db
 from dashboard.models import RunStatus, SyncStatus
-from dashboard.services.overview_models import object_type_label, object_types, object_types_in_words
+from dashboard.services.overview_models import (
+    in_words, object_type_label, object_types, object_types_in_words,
+)
 from dashboard.sync import specs
 from tests.dashboard import factories as make
 from tests.support.widget import widget_type
@@ -27,22 +29,22 @@ def widget(app):
 
 
 def test_object_types_are_read_from_the_specs_when_asked(widget):
-    assert object_types() == tuple((s.name, f"{s.entity}s") for s in specs.ordered())
-    assert object_types()[-1] == ("widget", "Widgets")
-    assert object_types_in_words().endswith(", invoices and widgets")
+    assert object_types() == tuple((s.name, s.label) for s in specs.ordered(["customer", "invoice", "widget"]))
+    assert ("widget", "Widgets") in object_types()
+    assert object_types_in_words() == in_words([label for _name, label in object_types()])
+    assert "widgets" in object_types_in_words()
     assert object_type_label("widget") == "Widgets"
     assert object_type_label("gadget") == "gadget"  # a run of a type no spec declares any more
 
 
-@pytest.mark.parametrize("entities, words", [
-    ((), ""), (("Customer",), "customers"), (("Customer", "Invoice"), "customers and invoices"),
-    (("Customer", "Invoice", "Payment"), "customers, invoices and payments"),
+@pytest.mark.parametrize("labels, words", [
+    ((), ""), (("Customers",), "customers"), (("Customers", "Invoices"), "customers and invoices"),
+    (("Customers", "Invoices", "Payments"), "customers, invoices and payments"),
+    (("A", "B", "C", "D"), "a, b, c and d"),
+    (("A", "B", "C", "D", "E", "F"), "a, b, c and 3 other object types"),
 ])
-def test_object_types_in_words(monkeypatch, entities, words):
-    chosen = [specs.EntitySpec(name=e.lower(), entity=e, table=e.lower(), to_row=specs.customer_row)
-              for e in entities]
-    monkeypatch.setattr(specs, "ordered", lambda names=None: chosen)
-    assert object_types_in_words() == words
+def test_object_types_in_words(labels, words):
+    assert in_words(list(labels)) == words
 
 
 def test_a_spec_registered_later_gets_its_card_count_badge_history_and_retry(signed_in, app, widget):
@@ -73,8 +75,10 @@ def test_a_spec_registered_later_gets_its_card_count_badge_history_and_retry(sig
 
 
 def test_texts_that_name_every_object_type_name_a_registered_one(signed_in, app, widget):
-    assert "start syncing its customers, invoices and widgets." in text(signed_in.get("/"))
+    words = in_words([label for _name, label in object_types()])
+    assert "widgets" in words
+    assert f"start syncing its {words}." in text(signed_in.get("/"))
     with app.app_context():
         make.company("100", "Acme")
     confirm = text(signed_in.get("/companies/100/full-resync"))
-    assert "Every record (customers, invoices and widgets) is downloaded again" in confirm
+    assert f"Every record ({words}) is downloaded again" in confirm

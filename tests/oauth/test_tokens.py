@@ -287,9 +287,8 @@ def test_disconnect_revokes_erases_cancels_and_keeps_data(company, qbo, db_sessi
 
 
 def test_connecting_again_resumes_with_an_incremental_sync(company, signed_in, qbo, db_session):
-    for object_type in SPECS:
-        db_session.add(SyncState(company_source_id=company, object_type=object_type,
-                                 is_initial_backfill_completed=True))
+    db_session.execute(update(SyncState).where(SyncState.company_source_id == company)
+                       .values(is_initial_backfill_completed=True))
     db_session.commit()
     connections.disconnect(company)
     assert connect(signed_in, company).status_code == 302

@@ -6,8 +6,10 @@ database and dropped after, and the model and spec are removed, leaving nothing 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any, Iterator, Mapping, Optional
 
+from flask import current_app
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, registry
 
@@ -48,10 +50,16 @@ def widget_type() -> Iterator[type]:
 
     table = Widget.__table__
     table.create(db.engine)
+    # New connections sync widgets too (the test settings name the types they sync).
+    settings = current_app.config["SETTINGS"]
+    if settings.sync_object_types is not None:
+        current_app.config["SETTINGS"] = dataclasses.replace(
+            settings, sync_object_types=(*settings.sync_object_types, "widget"))
     try:
         with registered(WIDGET):
             yield Widget
     finally:
+        current_app.config["SETTINGS"] = settings
         db.session.remove()
         table.drop(db.engine)
         Base.metadata.remove(table)

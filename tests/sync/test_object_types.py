@@ -40,12 +40,13 @@ def _company_with_widgets(sim) -> tuple[str, list[dict[str, Any]]]:
 
 def test_a_registered_type_is_listed_ordered_and_synced(widget_type, sandbox_server, runner):
     # Listed and ordered: after the customers it links to (independent types by name).
-    assert list(SPECS) == ["customer", "invoice", "widget"] and BY_ENTITY["Widget"] is WIDGET
+    names = list(SPECS)
+    assert names.index("customer") < names.index("widget") and BY_ENTITY["Widget"] is WIDGET
     assert [s.name for s in ordered(["widget", "customer"])] == ["customer", "widget"]
-    assert [s.name for s in dependents("customer")] == ["invoice", "widget"]
+    assert {"invoice", "widget"} <= {s.name for s in dependents("customer")}
     # The CLI offers it (its choices are read when the command runs).
     help_text = runner.invoke(args=["sync", "now", "--help"]).output
-    assert re.search(r"customer\|invoice\|widget", help_text), help_text
+    assert re.search(r"\|widget\b", help_text), help_text
     refused = runner.invoke(args=["sync", "now", "--object", "gadget"])
     assert refused.exit_code == 2 and "'widget'" in refused.output
 

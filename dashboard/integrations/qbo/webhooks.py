@@ -25,6 +25,7 @@ class Notification:
     entity: str        # Intuit's entity name, e.g. "Customer"
     entity_id: str | None
     operation: str     # "Create", "Update", "Delete", ... (CloudEvents verbs are mapped)
+    deleted_id: str | None = None  # a Merge: the Id of the record merged away
 
 
 def signature_valid(body: bytes, signature: str | None, verifier_token: str) -> bool:
@@ -66,7 +67,8 @@ def _classic(notifications: Any) -> list[Notification]:
             name = _text(entity.get("name")) if isinstance(entity, dict) else None
             if name is None:
                 raise WebhookPayloadError("each entity needs a name")
-            out.append(Notification(realm, name, _text(entity.get("id")), _text(entity.get("operation")) or ""))
+            out.append(Notification(realm, name, _text(entity.get("id")), _text(entity.get("operation")) or "",
+                                    _text(entity.get("deletedId"))))
     return out
 
 
@@ -82,6 +84,7 @@ def _cloudevents(events: list[Any]) -> list[Notification]:
         if realm is None or len(parts) < 3 or parts[0] != "qbo":
             raise WebhookPayloadError("each CloudEvent needs intuitaccountid and a qbo.<entity>.<verb> type")
         entity = parts[1][:1].upper() + parts[1][1:]
-        out.append(Notification(realm, entity, _text(event.get("intuitentityid")),
-                                _VERBS.get(parts[2], parts[2])))
+        data = event.get("data")
+        out.append(Notification(realm, entity, _text(event.get("intuitentityid")), _VERBS.get(parts[2], parts[2]),
+                                _text(data.get("deletedId")) if isinstance(data, dict) else None))
     return out
