@@ -20,18 +20,22 @@ from ..extensions import db
 from ..models import SyncState, SyncStatus, utcnow
 from ..qbo.client import QboClient
 from ..sync import policy
-from ..sync.cdc import CDC_MAX_OBJECTS, CdcResult, parse_cdc
+from ..sync.cdc import CDC_MAX_OBJECTS, EntityChanges, parse_cdc
 from ..sync.cursor import ScanCursor
-from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, SyncError
+from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, RequestRejected, SyncError
 from ..sync.pages import PagePlan
 from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
-from ..sync.specs import EntitySpec, Row, ordered
+from ..sync.specs import CDC, DAILY_READ, EntitySpec, Row, depends_on, ordered
 from ..sync.timestamps import parse_qbo_time
 from . import sync_store
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, "int | None"], None]
+
+# Failures of one type's own reads (Intuit refuses the query, or sends data we cannot
+# store): the same next time, and nothing to do with the other types.
+TYPE_SCOPED = (RequestRejected, BadData)
 
 
 @dataclass(frozen=True)
@@ -68,32 +72,60 @@ class CompanySync:
         self.progress = progress
         self.clock = clock
         self.summary = Summary()
-        self._cdc: CdcResult | None = None
+        self._cdc: dict[str, tuple[EntityChanges | None, datetime | None]] | None = None
+        self._cdc_covered: list[EntitySpec] = []
+        self._cdc_failed = False
         self._requests_reported = 0
 
     # -- entry ---------------------------------------------------------------------
     def run(self, object_types: Sequence[str] | None = None, *, full: bool = False,
-            final_attempt: bool = True) -> Summary:
-        """Sync the given object types (all when None); record each one's outcome in sync_state."""
+            final_attempt: bool = True, force: bool = False) -> Summary:
+        """Sync the given object types (all when None); record each one's outcome in sync_state.
+
+        A type Intuit refuses to serve or sends bad data for fails alone: the types that do
+        not depend on it go on, and the run raises that first error at its end. Any other
+        failure (tokens, throttling, an outage, our database) stops the run at once.
+        ``force`` reads the once-a-day types even when their day is not over.
+        """
         specs = ordered(None if object_types is None else list(object_types))
         if full:
             self._reset(specs)
+        failed: dict[str, SyncError] = {}
         for spec in specs:
+            blocked = [name for name in depends_on(spec) if name in failed]
+            if blocked:
+                failed[spec.name] = failed[blocked[0]]
+                self.summary.paths[spec.name] = "skipped"
+                continue
             state = self._state(spec)
+            if not force and self._fresh(spec, state):
+                self.summary.paths[spec.name] = "fresh"
+                continue
             self._begin(state)
             try:
                 self._sync_one(spec, specs)
             except SyncError as exc:
                 db.session.rollback()
-                self._fail(spec, exc, final_attempt or not exc.retryable)
-                raise
+                for failing in (self._cdc_covered if self._cdc_failed else [spec]):
+                    self._fail(failing, exc, final_attempt or not exc.retryable)
+                if self._cdc_failed or not isinstance(exc, TYPE_SCOPED):
+                    raise
+                failed[spec.name] = exc
             except SQLAlchemyError as exc:
                 db.session.rollback()
                 error = DatabaseFailure(f"Our database failed while saving {spec.name}s: {type(exc).__name__}: "
                                         f"{str(exc).splitlines()[0][:300]}")
                 self._fail(spec, error, final_attempt)
                 raise error from exc
+        if failed:
+            raise next(iter(failed.values()))
         return self.summary
+
+    def _fresh(self, spec: EntitySpec, state: SyncState) -> bool:
+        """Tell whether a type CDC does not cover was read less than a day ago (nothing to do)."""
+        return (spec.refresh != CDC and state.is_initial_backfill_completed
+                and state.status == SyncStatus.SUCCEEDED
+                and not policy.refresh_due(state.last_successful_sync_time, self.clock()))
 
     def _sync_one(self, spec: EntitySpec, specs: Sequence[EntitySpec]) -> None:
         state = self._state(spec)
@@ -101,16 +133,20 @@ class CompanySync:
             self.summary.paths[spec.name] = "backfill"
             self._backfill(spec)
             return
+        if spec.refresh != CDC:
+            self._refresh_daily(spec, state)
+            return
         path = policy.incremental_path(state.last_successful_sync_time, self.clock())
         if path == policy.CDC:
-            result = self._cdc_result(specs)
-            if spec.entity in result.complete:
+            changes, cdc_time = self._cdc_changes(spec, specs)
+            if changes is not None:
                 self.summary.paths[spec.name] = "cdc"
-                self._apply_cdc(spec, result)
+                self._apply_cdc(spec, changes, cdc_time)
                 return
-            # The 1,000-object cap cut this entity: read it by timestamps (and Ids for deletes).
+            # Even alone, this type's changes overflow the 1,000-object cap: read it by
+            # timestamps (and Ids for deletes) up to the time of that answer.
             path = policy.long_gap_path(spec.deletable)
-            since_time = result.time or self.clock()
+            since_time = cdc_time or self.clock()
         else:
             path = policy.long_gap_path(spec.deletable)
             since_time = None
@@ -121,6 +157,24 @@ class CompanySync:
             since = policy.changed_since(state.last_successful_sync_time, self.options.overlap)
             first = self._scan_incremental(spec, since)
         self._succeed(spec, since_time or first or self.clock())
+
+    def _refresh_daily(self, spec: EntitySpec, state: SyncState) -> None:
+        """Read a type CDC does not cover: a small list whole, the others by timestamps.
+
+        A deletable one is read whole every 30 days too (a delete leaves no timestamp).
+        """
+        now = self.clock()
+        whole = spec.refresh == DAILY_READ or (spec.deletable and (
+            state.backfill_started_at is None or now - state.backfill_started_at >= policy.RECONCILE_EVERY))
+        if whole:
+            self.summary.paths[spec.name] = policy.RECONCILE
+            first = self._reconcile(spec)
+            state.backfill_started_at = now
+        else:
+            self.summary.paths[spec.name] = policy.TIMESTAMP
+            first = self._scan_incremental(
+                spec, policy.changed_since(state.last_successful_sync_time, self.options.overlap))
+        self._succeed(spec, first or now)
 
     # -- sync_state bookkeeping ----------------------------------------------------
     def _state(self, spec: EntitySpec) -> SyncState:
@@ -225,25 +279,47 @@ class CompanySync:
         self._succeed(spec, state.initial_attempt_time)
 
     # -- incremental -----------------------------------------------------------------
-    def _cdc_result(self, specs: Sequence[EntitySpec]) -> CdcResult:
-        """Call CDC once for every object type on the CDC path (an idle cycle costs one request)."""
+    def _cdc_changes(self, spec: EntitySpec, specs: Sequence[EntitySpec]
+                     ) -> tuple[EntityChanges | None, datetime | None]:
+        """Return this type's changes from the cycle's CDC reads (None: too many for CDC), and their time."""
         if self._cdc is None:
-            now = self.clock()
-            cdc_specs, oldest = [], None
-            for spec in specs:
-                state = self._state(spec)
-                if state.is_initial_backfill_completed and policy.incremental_path(
-                        state.last_successful_sync_time, now) == policy.CDC:
-                    cdc_specs.append(spec)
-                    if oldest is None or state.last_successful_sync_time < oldest:
-                        oldest = state.last_successful_sync_time
-            entities = [s.entity for s in cdc_specs]
-            body = self.client.cdc(entities, policy.changed_since(oldest, self.options.overlap))
-            self._cdc = parse_cdc(body, entities, self.options.cdc_cap)
-        return self._cdc
+            self._cdc = self._read_cdc(specs)
+        return self._cdc[spec.entity]
 
-    def _apply_cdc(self, spec: EntitySpec, result: CdcResult) -> None:
-        changes = result.changes[spec.entity]
+    def _read_cdc(self, specs: Sequence[EntitySpec]) -> dict[str, tuple[EntityChanges | None, datetime | None]]:
+        """Call CDC for every type on the CDC path: one request when idle.
+
+        An answer cut by the 1,000-object cap is complete for the entities before the cut;
+        the rest are asked again on their own. An entity cut while first in line would be
+        cut again: it is left to the timestamp path.
+        """
+        now = self.clock()
+        covered, oldest = [], None
+        for spec in specs:
+            state = self._state(spec)
+            if spec.refresh == CDC and state.is_initial_backfill_completed and policy.incremental_path(
+                    state.last_successful_sync_time, now) == policy.CDC:
+                covered.append(spec)
+                if oldest is None or state.last_successful_sync_time < oldest:
+                    oldest = state.last_successful_sync_time
+        self._cdc_covered = covered
+        since = policy.changed_since(oldest, self.options.overlap)
+        found: dict[str, tuple[EntityChanges | None, datetime | None]] = {}
+        entities = [s.entity for s in covered]
+        try:
+            while entities:
+                result = parse_cdc(self.client.cdc(entities, since), entities, self.options.cdc_cap)
+                found.update((e, (result.changes[e], result.time)) for e in result.complete)
+                cut = [e for e in entities if e not in result.complete]
+                if cut and cut[0] == entities[0]:
+                    found[cut.pop(0)] = (None, result.time)
+                entities = cut
+        except SyncError:
+            self._cdc_failed = True
+            raise
+        return found
+
+    def _apply_cdc(self, spec: EntitySpec, changes: EntityChanges, cdc_time: datetime | None) -> None:
         rows = [spec.to_row(obj) for obj in changes.live]
         written = sync_store.write_rows(spec, self.company, rows)
         if changes.deleted:
@@ -251,7 +327,7 @@ class CompanySync:
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
         self._beat(pages=1 if rows or changes.deleted else 0, records=written)
         db.session.commit()
-        self._succeed(spec, result.time or self.clock())
+        self._succeed(spec, cdc_time or self.clock())
 
     def _scan_incremental(self, spec: EntitySpec, since: datetime | None,
                           field_name: str = UPDATED) -> datetime | None:
@@ -261,7 +337,9 @@ class CompanySync:
             self._beat(pages=1, records=len(rows))
             db.session.commit()
 
-        return self._scan(spec, field_name, ScanCursor(since), commit)
+        # A window of changes is usually small: ask one page, the next only once it came
+        # back full (an idle read costs one call). A whole read takes pages ahead.
+        return self._scan(spec, field_name, ScanCursor(since), commit, 0 if since is not None else None)
 
     def _reconcile(self, spec: EntitySpec) -> datetime | None:
         """Read every record (upserting it) and mark the rows not read as deleted."""

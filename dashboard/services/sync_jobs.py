@@ -172,7 +172,8 @@ def retry_failed(company_source_id: str, object_type: str) -> tuple[SyncRun, boo
     synced cost one CDC call.
     """
     check_object_type(object_type)
-    target = None if dependents(object_type) else object_type
+    synced = set(type_switches.enabled_types(company_source_id))
+    target = None if any(spec.name in synced for spec in dependents(object_type)) else object_type
     return request_sync(company_source_id, kind=resume_kind(company_source_id), trigger="retry",
                         object_type=target)
 

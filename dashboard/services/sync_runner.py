@@ -145,7 +145,8 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
     try:
         wanted = [run.object_type] if run.object_type else None
         return engine.run(type_switches.enabled_types(run.company_source_id, wanted),
-                          full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run), final_attempt=final)
+                          full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run), final_attempt=final,
+                          force=bool(run.object_type))
     except RunCancelled:
         db.session.rollback()
         log.info("Run %s stopped: cancelled or taken over", run.id)

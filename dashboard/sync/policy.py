@@ -22,6 +22,15 @@ def incremental_path(last_success: datetime | None, now: datetime,
     return CDC if now - last_success < lookback - margin else TIMESTAMP
 
 
+DAILY = timedelta(days=1)
+RECONCILE_EVERY = CDC_LOOKBACK
+
+
+def refresh_due(last_success: datetime | None, now: datetime, every: timedelta = DAILY) -> bool:
+    """Tell whether a type CDC does not cover is due its once-a-day read."""
+    return last_success is None or now - last_success >= every
+
+
 def long_gap_path(deletable: bool) -> str:
     """Pick the path for a gap CDC cannot cover: deletes are then found only by Id reconciliation."""
     return RECONCILE if deletable else TIMESTAMP

@@ -181,7 +181,7 @@ def sync_order(specs: Mapping[str, EntitySpec]) -> list[EntitySpec]:
     order is stable. A link to itself (a customer's parent customer) does not constrain
     the order: such links are filled once the scan is done.
     """
-    targets = {name: {t for _, _, t in spec.links if t != name} | set(spec.after) for name, spec in specs.items()}
+    targets = {name: set(depends_on(spec)) for name, spec in specs.items()}
     for name, linked in targets.items():
         unknown = linked - specs.keys()
         if unknown:
@@ -238,11 +238,17 @@ def registered(*specs: EntitySpec) -> Iterator[None]:
         unregister(*(spec.name for spec in specs))
 
 
+def depends_on(spec: EntitySpec) -> list[str]:
+    """Return the types ``spec`` is synced after: those its rows link to and its lines name."""
+    return [name for name in dict.fromkeys([*(target for _, _, target in spec.links), *spec.after])
+            if name != spec.name]
+
+
 def dependents(name: str) -> list[EntitySpec]:
-    """Return the types whose rows link to ``name``'s, directly or through others, in sync order."""
+    """Return the types synced after ``name``, directly or through others, in sync order."""
     found = {name}
     for spec in SPECS.values():  # sync order: a type's targets come before it
-        if any(target in found for _, _, target in spec.links if target != spec.name):
+        if any(target in found for target in depends_on(spec)):
             found.add(spec.name)
     return [spec for spec in SPECS.values() if spec.name in found and spec.name != name]
 

@@ -86,7 +86,7 @@ class Stack:
 
     def sync_states(self, realm: str) -> dict[str, tuple]:
         rows = self.query("SELECT object_type, status, is_initial_backfill_completed, error_message "
-                          "FROM sync_state WHERE company_source_id = %s", (realm,))
+                          "FROM sync_state WHERE company_source_id = %s AND enabled", (realm,))
         return {r[0]: r[1:] for r in rows}
 
     def company(self, realm: str) -> tuple:

@@ -1,7 +1,9 @@
 """The pure sync core, driven with plain values: no database, no network, no queue."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,8 @@ from dashboard.sync.errors import (
 )
 from dashboard.sync.queries import count_query, page_start, scan_query
 from dashboard.sync.specs import (
-    BY_ENTITY, SPECS, EntitySpec, SpecError, dependents, ordered, register, registered, sync_order, unregister,
+    BY_ENTITY, CDC, SPECS, EntitySpec, SpecError, dependents, depends_on, ordered, register, registered, sync_order,
+    unregister,
 )
 from dashboard.sync.timestamps import format_qbo_time, parse_qbo_time
 
@@ -69,6 +72,26 @@ def test_every_quickbooks_type_is_registered_after_what_it_references():
                            ("bill", "vendor"), ("bill", "account"), ("bill_payment", "bill"), ("deposit", "payment")]:
         assert position[earlier] < position[later]
     assert SPECS["journal_entry"].label == "Journal entries" and SPECS["class"].label == "Classes"
+
+
+def test_the_readmes_table_names_every_type_with_its_freshness_and_dependencies():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \| (\w+) \|.*$", readme, re.M)}
+    assert sorted(rows) == sorted(SPECS)
+    for spec in SPECS.values():
+        row = rows[spec.name]
+        assert f"| {spec.entity} |" in row
+        assert ("every cycle (CDC)" in row) == (spec.refresh == CDC), spec.name
+        assert row.rstrip(" |").endswith(", ".join(depends_on(spec)) or "—"), spec.name
+
+
+def test_once_a_day_types_are_due_a_day_after_their_last_read():
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert policy.refresh_due(None, now)
+    assert not policy.refresh_due(now - timedelta(hours=23, minutes=59), now)
+    assert policy.refresh_due(now - timedelta(days=1), now)
+    assert {s.name for s in SPECS.values() if s.refresh != CDC} == {"tax_agency", "tax_code", "tax_rate",
+                                                                    "time_activity"}
 
 
 def test_specs_order_and_mapping():

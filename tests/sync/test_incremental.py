@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select, update
 
 from dashboard.extensions import db
-from dashboard.models import Customer, Invoice, SyncState, utcnow
+from dashboard.models import Customer, Invoice, SyncState, SyncStatus, utcnow
 from dashboard.services.sync_foreground import run_now
+from dashboard.sync.errors import IntuitServerError
 
 from .conftest import assert_equal_to_source, connect, generate
 
@@ -107,6 +108,47 @@ def test_cdc_cap_falls_back_per_object_type(qbo_app, sandbox_server, monkeypatch
     summary = run_now(realm)
     assert summary.paths == {"customer": "cdc", "invoice": "reconcile"}
     assert_equal_to_source(sim, realm)
+
+
+def test_a_cut_cdc_answer_is_asked_again_for_the_entities_it_cut(qbo_app, sandbox_server, monkeypatch):
+    sim = sandbox_server.sim
+    monkeypatch.setitem(qbo_app.config, "QBO_CDC_MAX_OBJECTS", 5)
+    realm = generate(sim, seed=27, customers=50, invoices=80)
+    _backfill(sim, realm)
+    sim.configure(cdc_max_objects=5)
+    customers, invoices = sim.records(realm, "Customer"), sim.records(realm, "Invoice")
+    for c in customers[:4]:
+        sim.update_customer(realm, c["Id"], CompanyName="Split Test")
+    for i in invoices[:2]:
+        sim.update_invoice(realm, i["Id"], DocNumber="SPLIT")
+    sim.delete_invoice(realm, invoices[10]["Id"])  # a delete only CDC (or a full read) sees
+    sim.reset_stats(realm)
+    summary = run_now(realm)
+    # 4 customers + 1 invoice fill the first answer; invoices alone fit in a second one.
+    assert summary.paths == {"customer": "cdc", "invoice": "cdc"}
+    calls = [e["kind"] for e in sim.request_log(realm)]
+    assert calls.count("cdc") == 2 and "query" not in calls
+    assert_equal_to_source(sim, realm)
+
+
+def test_a_failed_cdc_call_fails_every_type_it_covered(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=28, customers=20, invoices=30)
+    _backfill(sim, realm)
+    sim.inject_fault("500", realm=realm, probability=1.0)
+    with pytest.raises(IntuitServerError):
+        run_now(realm)
+    db.session.expire_all()
+    states = db.session.execute(select(SyncState).where(SyncState.enabled).order_by(
+        SyncState.object_type)).scalars().all()
+    assert [(s.object_type, s.status, s.error_kind) for s in states] == [
+        ("customer", SyncStatus.FAILED, "intuit_server"), ("invoice", SyncStatus.FAILED, "intuit_server")]
+    assert all("HTTP 500" in s.error_message for s in states)
+    sim.clear_faults()
+    run_now(realm)
+    db.session.expire_all()
+    assert {s.status for s in db.session.execute(select(SyncState).where(SyncState.enabled)).scalars()} == {
+        SyncStatus.SUCCEEDED}
 
 
 @pytest.mark.parametrize("skew", [-120, 120])

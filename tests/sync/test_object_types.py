@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.extensions import db
-from dashboard.models import Customer, RunStatus, SyncRun, SyncState, SyncStatus
+from dashboard.models import Base, Customer, RunStatus, SyncRun, SyncState, SyncStatus
+from dashboard.services import type_switches
 from dashboard.services.sync_foreground import run_now
+from dashboard.sync.errors import BadData
 from dashboard.sync.specs import BY_ENTITY, SPECS, dependents, ordered
 from tests.support.widget import WIDGET, widget_type as widget_model
 
@@ -84,3 +86,41 @@ def test_a_registered_type_is_shown_on_the_dashboard(widget_type, sandbox_server
     assert 'id="object-widget"' in company_page and ">Widgets<" in company_page
     companies_page = signed_in.get("/").get_data(as_text=True)
     assert re.search(r'5 <span class="muted">widgets</span>', companies_page), companies_page
+
+
+def test_a_type_with_bad_data_fails_alone_and_the_independent_types_go_on(widget_type, sandbox_server):
+    sim = sandbox_server.sim
+    sim.add_entity("Purchase")  # a type synced after invoices that does not depend on them
+    realm, customers = _company_with_widgets(sim)
+    type_switches.set_enabled(realm, "purchase", True)
+    run_now(realm)
+    sim.create_record(realm, "Purchase", TotalAmt="12.50", PaymentType="Cash")
+    invoice = sim.records(realm, "Invoice")[0]
+    sim.update_invoice(realm, invoice["Id"], TxnDate="2026-02-30")  # no such day: our mapping refuses it
+    sim.update_customer(realm, customers[1]["Id"], CompanyName="Renamed while invoices fail")
+    sim.create_record(realm, "Widget", Name="Widget 5", CustomerRef={"value": customers[0]["Id"]})
+
+    with pytest.raises(BadData, match=f"Invoice {invoice['Id']} with TxnDate '2026-02-30'"):
+        run_now(realm)
+    db.session.expire_all()
+    states = {s.object_type: s for s in db.session.execute(select(SyncState)).scalars()}
+    assert states["invoice"].status == SyncStatus.FAILED and "2026-02-30" in states["invoice"].error_message
+    assert states["customer"].status == states["widget"].status == states["purchase"].status == SyncStatus.SUCCEEDED
+    assert [str(a) for a in db.session.execute(select(Base.metadata.tables["purchase"].c.total_amt)).scalars()] == ["12.50"]
+    assert db.session.execute(select(Customer.company_name).where(
+        Customer.source_id == customers[1]["Id"])).scalar_one() == "Renamed while invoices fail"
+    assert db.session.execute(select(widget_type.name).where(widget_type.source_id == "6")).scalar_one() == "Widget 5"
+
+
+def test_a_type_whose_dependency_failed_waits_for_it(widget_type, sandbox_server):
+    sim = sandbox_server.sim
+    realm, customers = _company_with_widgets(sim)
+    run_now(realm)
+    sim.update_customer(realm, customers[0]["Id"], Balance="a lot")  # customers fail: invoices, widgets wait
+    sim.create_record(realm, "Widget", Name="Widget 5", CustomerRef={"value": customers[0]["Id"]})
+    with pytest.raises(BadData, match=f"Customer {customers[0]['Id']} with Balance"):
+        run_now(realm)
+    db.session.expire_all()
+    states = {s.object_type: s.status for s in db.session.execute(select(SyncState)).scalars()}
+    assert states["customer"] == SyncStatus.FAILED
+    assert db.session.execute(select(widget_type).where(widget_type.source_id == "6")).scalar_one_or_none() is None
