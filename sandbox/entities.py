@@ -9,7 +9,7 @@ else lists the entities.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
 NAME_LIST, TRANSACTION = "name_list", "transaction"
