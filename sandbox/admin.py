@@ -35,6 +35,7 @@ def _sandbox_error(exc: SandboxError) -> tuple[Response, int]:
     return jsonify({"error": str(exc), "code": exc.code}), exc.status
 
 
+@bp.errorhandler(KeyError)
 @bp.errorhandler(ValueError)
 @bp.errorhandler(TypeError)
 def _bad_request(exc: Exception) -> tuple[Response, int]:
@@ -55,9 +56,10 @@ def companies() -> Response:
 
 @bp.post("/generate")
 def generate() -> Response:
-    """Regenerate data: {seed, companies, customers, invoices, tie_size, giant_tie}."""
+    """Regenerate data: {seed, companies, customers, invoices, tie_size, giant_tie, breadth, ties, transaction_factor}."""
     b = _body()
-    keys = ("seed", "companies", "customers", "invoices", "tie_size", "giant_tie", "anchor")
+    keys = ("seed", "companies", "customers", "invoices", "tie_size", "giant_tie", "anchor", "breadth", "ties",
+            "transaction_factor")
     realms = _sim().generate(**{k: b[k] for k in keys if k in b})
     return jsonify({"realms": realms, "companies": _sim().company_list()})
 
@@ -107,36 +109,51 @@ def records(realm: str, entity: str) -> Response:
                     "deleted_ids": sim.deleted_ids(realm, entity)})
 
 
+@bp.get("/counts/<realm>")
+def counts(realm: str) -> Response:
+    """Live records per entity (?include_inactive=0 counts active ones only)."""
+    inc = request.args.get("include_inactive", "1") not in ("0", "false")
+    return jsonify(_sim().entity_counts(realm, include_inactive=inc))
+
+
 @bp.post("/records/<realm>/<entity>")
 def create(realm: str, entity: str) -> Response:
-    """Create a record from Intuit-shaped fields (invoice: CustomerRef.value or customer_id)."""
+    """Create a record of any entity from Intuit-shaped fields (invoice: CustomerRef.value or customer_id)."""
     sim, b = _sim(), _body()
-    if entity.lower() == "customer":
-        return jsonify(sim.create_customer(realm, **b))
-    cust = b.pop("customer_id", None) or (b.pop("CustomerRef", None) or {}).get("value")
-    lines = b.pop("Line", None)
-    return jsonify(sim.create_invoice(realm, cust, lines, **b))
+    if entity.lower() == "invoice" and "customer_id" in b:
+        b["CustomerRef"] = {"value": str(b.pop("customer_id"))}
+    return jsonify(sim.create_record(realm, entity, **b))
 
 
 @bp.post("/records/<realm>/<entity>/<rec_id>")
 def update(realm: str, entity: str, rec_id: str) -> Response:
-    """Sparse-update a record."""
-    sim, b = _sim(), _body()
-    if entity.lower() == "customer":
-        return jsonify(sim.update_customer(realm, rec_id, **b))
-    return jsonify(sim.update_invoice(realm, rec_id, **b))
+    """Sparse-update a record of any entity."""
+    return jsonify(_sim().update_record(realm, entity, rec_id, **_body()))
 
 
-@bp.post("/records/<realm>/customer/<rec_id>/deactivate")
-def deactivate(realm: str, rec_id: str) -> Response:
-    """Make a customer inactive."""
-    return jsonify(_sim().deactivate_customer(realm, rec_id))
+@bp.post("/records/<realm>/<entity>/<rec_id>/deactivate")
+def deactivate(realm: str, entity: str, rec_id: str) -> Response:
+    """Make a name-list record inactive (a transaction → 400 code 500)."""
+    return jsonify(_sim().deactivate_record(realm, entity, rec_id))
 
 
-@bp.delete("/records/<realm>/invoice/<rec_id>")
-def delete(realm: str, rec_id: str) -> Response:
-    """Hard-delete an invoice (second delete → 400 code 610)."""
-    return jsonify(_sim().delete_invoice(realm, rec_id))
+@bp.delete("/records/<realm>/<entity>/<rec_id>")
+def delete(realm: str, entity: str, rec_id: str) -> Response:
+    """Hard-delete a transaction (second delete → 400 code 610; a name list → 400 code 500)."""
+    return jsonify(_sim().delete_record(realm, entity, rec_id))
+
+
+@bp.post("/merge/<realm>")
+def merge(realm: str) -> Response:
+    """Merge customer {merged_id} into {survivor_id}; return the survivor."""
+    b = _body()
+    return jsonify(_sim().merge_customers(realm, b["survivor_id"], b["merged_id"]))
+
+
+@bp.post("/tie/<realm>/<entity>")
+def tie(realm: str, entity: str) -> Response:
+    """Create {count} generated records sharing one timestamp (now); return their Ids."""
+    return jsonify({"ids": _sim().create_tied_records(realm, entity, int(_body().get("count", 1)))})
 
 
 @bp.route("/faults", methods=["GET", "POST", "DELETE"])

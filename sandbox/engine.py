@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .clock import parse_timestamp
+from .entities import ENTITIES
 from .querylang import Predicate, Query, parse_error, validation_error
 from .store import Company, EntityTable, Record
 
@@ -56,13 +57,45 @@ SCHEMA: dict[str, dict[str, tuple[str, Callable[[Record], Any]]]] = {
         "balance": ("number", _number(("Balance",))),
     },
 }
+_NUMBERS = {"TotalAmt", "Balance", "UnitPrice", "RateValue", "Amount", "CurrentBalance", "DueDays",
+            "RemainingCredit", "UnappliedAmt"}
+_BOOLS = {"Adjustment"}
+_ACTIVE = ("bool", lambda r: r.active)
+
+
+def _bool(path: tuple[str, ...]) -> Callable[[Record], Any]:
+    get = _text(path)
+    return lambda rec: None if get(rec) is None else bool(get(rec))
+
+
+def _property(name: str) -> tuple[str, Callable[[Record], Any]]:
+    """Type a declared queryable property: an ...Ref filters on its value."""
+    if name.endswith("Ref"):
+        return "text", _text((name, "value"))
+    if name in _NUMBERS:
+        return "number", _number((name,))
+    if name in _BOOLS:
+        return "bool", _bool((name,))
+    return "text", _text((name,))
+
+
+# The other entities get their declared properties (Customer and Invoice keep their own above).
+for _e in ENTITIES:
+    if _e.name not in SCHEMA:
+        SCHEMA[_e.name] = {**_COMMON, **{p.lower(): _property(p) for p in _e.queryable}}
+        if _e.active:
+            SCHEMA[_e.name]["active"] = _ACTIVE
+
 INDEXED = {"id", "metadata.createtime", "metadata.lastupdatedtime"}
 _INDEX_NAME = {"id": "id", "metadata.createtime": "createtime", "metadata.lastupdatedtime": "lastupdatedtime"}
 
 
-def schema_for(entity: str) -> dict[str, tuple[str, Callable[[Record], Any]]]:
-    """Return an entity's queryable properties (an added entity has those every entity has)."""
-    return SCHEMA.get(entity, _COMMON)
+def schema_for(entity: str, has_active: bool = False) -> dict[str, tuple[str, Callable[[Record], Any]]]:
+    """Return an entity's queryable properties (an added entity has those every entity has, and Active)."""
+    schema = SCHEMA.get(entity, _COMMON)
+    if has_active and "active" not in schema:
+        schema = {**schema, "active": _ACTIVE}
+    return schema
 
 
 def canonical_entity(name: str, company: Company) -> str:
@@ -131,9 +164,9 @@ def _convert(kind: str, prop: str, raw: Any, tz: int) -> Any:
         raise parse_error(f"Invalid value {raw!r} for property {prop}") from None
 
 
-def compile_where(entity: str, where: list[Predicate], tz: int) -> list[_Bound]:
+def compile_where(entity: str, where: list[Predicate], tz: int, has_active: bool = False) -> list[_Bound]:
     """Validate properties/operators (4001) and convert literal values (4000)."""
-    schema = schema_for(entity)
+    schema = schema_for(entity, has_active)
     bounds = []
     for p in where:
         key = p.prop.lower()
@@ -158,8 +191,8 @@ def execute(company: Company, q: Query, default_max: int, cap: int) -> Result:
     """Run a query: index slice when possible, filter and sort otherwise."""
     entity = canonical_entity(q.entity, company)
     table: EntityTable = company.tables[entity]
-    bounds = compile_where(entity, q.where, company.offset_minutes)
-    schema = schema_for(entity)
+    bounds = compile_where(entity, q.where, company.offset_minutes, table.has_active)
+    schema = schema_for(entity, table.has_active)
     order = []
     for prop, desc in q.order:
         key = prop.lower()

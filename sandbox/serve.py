@@ -13,10 +13,16 @@ from .testing import service_urls
 
 
 def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, customers: int = 3000,
-          invoices: int = 6000, out: Any = None, **config: Any) -> None:
-    """Serve forever with demo data; print the client id/secret and URLs to configure."""
+          invoices: int = 6000, breadth: int = 0, ties: dict[str, int] | None = None, out: Any = None,
+          **config: Any) -> None:
+    """Serve forever with demo data; print the client id/secret and URLs to configure.
+
+    ``breadth`` adds that many records of each of the other 26 entities; ``ties`` maps
+    entities to how many of their records share one timestamp.
+    """
     out = out or sys.stdout
-    sim = Simulator(companies=companies, customers=customers, invoices=invoices, **config)
+    sim = Simulator(companies=companies, customers=customers, invoices=invoices, breadth=breadth, ties=ties,
+                    **config)
     server = make_server(host, port, create_app(sim), threaded=True)
     base = f"http://{host}:{server.server_port}"
     lines = ["Intuit QuickBooks Online simulator", f"  listening on {base}",
@@ -24,7 +30,7 @@ def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, cust
     lines += [f"  {k}={v}" for k, v in service_urls(base).items()]
     lines += [f"  redirect URIs: {', '.join(sim.config.redirect_uris)}", "  companies:"]
     lines += [f"    {c['realmId']}  {c['name']}  ({c['counts']['Customer']} customers, "
-              f"{c['counts']['Invoice']} invoices)" for c in sim.company_list()]
+              f"{c['counts']['Invoice']} invoices" + _others(c['counts']) + ")" for c in sim.company_list()]
     lines += [f"  admin API: {base}/_sandbox/health"]
     print("\n".join(lines), file=out, flush=True)
     try:
@@ -36,6 +42,18 @@ def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, cust
         sim.close()
 
 
+def _others(counts: dict[str, int]) -> str:
+    rest = sum(n for e, n in counts.items() if e not in ("Customer", "Invoice"))
+    return f", {rest} records of {len(counts) - 2} other entities" if rest else ""
+
+
+def _tie(text: str) -> tuple[str, int]:
+    entity, _, count = text.partition("=")
+    if not entity or not count.isdigit():
+        raise argparse.ArgumentTypeError("expected ENTITY=COUNT, e.g. Item=1100")
+    return entity, int(count)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse command-line options and serve."""
     p = argparse.ArgumentParser(prog="python -m sandbox", description="Intuit QuickBooks Online simulator")
@@ -45,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--companies", type=int, default=2)
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--invoices", type=int, default=6000)
+    p.add_argument("--breadth", type=int, default=0,
+                   help="records of each of the other 26 entities per company (Account, Bill, ...)")
+    p.add_argument("--tie", type=_tie, action="append", default=[], metavar="ENTITY=COUNT",
+                   help="make COUNT records of ENTITY share one timestamp (repeatable; e.g. Item=1100)")
     p.add_argument("--redirect-uri", action="append", dest="redirect_uris",
                    help="registered redirect URI (repeatable; replaces the defaults)")
     p.add_argument("--webhook-url")
@@ -61,4 +83,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key in ("redirect_uris", "webhook_url", "webhook_verifier", "client_id", "client_secret", "refresh_grace"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    serve(args.host, args.port, companies=args.companies, customers=args.customers, invoices=args.invoices, **config)
+    serve(args.host, args.port, companies=args.companies, customers=args.customers, invoices=args.invoices,
+          breadth=args.breadth, ties=dict(args.tie) or None, **config)

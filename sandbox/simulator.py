@@ -8,7 +8,9 @@ import threading
 from typing import Any
 from urllib.parse import urlencode
 
+from . import breadth as breadth_data
 from . import generator
+from .entities import BY_NAME, ENTITIES, EntityDef, ref_ids, ref_objects
 from .clock import SimClock, format_seconds
 from .config import SandboxConfig
 from .faults import FaultInjector, FaultRule
@@ -40,7 +42,8 @@ class Simulator:
     """Simulate Intuit's OAuth server and Accounting API for a set of companies."""
 
     def __init__(self, *, companies: int = 2, customers: int = 50, invoices: int = 100, tie_size: int = 300,
-                 giant_tie: bool = False, anchor: float | None = None, **config: Any) -> None:
+                 giant_tie: bool = False, anchor: float | None = None, breadth: int = 0,
+                 ties: dict[str, int] | None = None, transaction_factor: int = 1, **config: Any) -> None:
         self.config = SandboxConfig()
         self.config.update(**config)
         self.clock = SimClock(self.config.clock_offset)
@@ -54,15 +57,19 @@ class Simulator:
         self.companies: dict[str, Company] = {}
         self.added_entities: dict[str, bool] = {}  # entity -> has_active (see add_entity)
         self.generate(companies=companies, customers=customers, invoices=invoices, tie_size=tie_size,
-                      giant_tie=giant_tie, anchor=anchor)
+                      giant_tie=giant_tie, anchor=anchor, breadth=breadth, ties=ties,
+                      transaction_factor=transaction_factor)
 
     # ---- data -----------------------------------------------------------------
     def generate(self, *, seed: int | None = None, companies: int = 2, customers: int = 50, invoices: int = 100,
-                 tie_size: int = 300, giant_tie: bool = False, anchor: float | None = None) -> list[str]:
+                 tie_size: int = 300, giant_tie: bool = False, anchor: float | None = None, breadth: int = 0,
+                 ties: dict[str, int] | None = None, transaction_factor: int = 1) -> list[str]:
         """Replace all companies with freshly generated ones; return realm ids.
 
         The anchor defaults to midnight UTC of the simulated day so a seed gives
-        identical data all day long.
+        identical data all day long. ``breadth`` adds that many records of each of the
+        other 26 entities (transactions × ``transaction_factor``) with valid references;
+        ``ties`` ({"Item": 1100}) makes that many records of an entity share one timestamp.
         """
         if seed is not None:
             self.config.seed = seed
@@ -70,6 +77,9 @@ class Simulator:
         if anchor is None:
             anchor = self.clock.now() // 86400 * 86400
         made = generator.generate(rng, anchor, companies, customers, invoices, tie_size, giant_tie)
+        if breadth or ties:
+            for company in made:
+                breadth_data.fill(company, anchor, self.config.seed, breadth, ties, transaction_factor)
         with self.lock:
             self.companies = {c.realm_id: c for c in made}
             for entity, has_active in self.added_entities.items():
@@ -153,19 +163,162 @@ class Simulator:
         return out
 
     def create_record(self, realm: str, entity: str, **fields: Any) -> dict[str, Any]:
-        """Create a record of any entity from Intuit-shaped fields (Id, SyncToken, MetaData are set)."""
+        """Create a record of any entity from Intuit-shaped fields (Id, SyncToken, MetaData are set).
+
+        References the entity declares (``entities.py``) must name existing records
+        (else ObjectNotFound, code 610); name lists start active. Customer and Invoice
+        go through ``create_customer`` / ``create_invoice`` (CustomerRef.value names the customer).
+        """
         with self.lock:
             company = self.company(realm)
-            table = company.tables[_entity(entity, company)]
+            name = _entity(entity, company)
+        if name == "Customer":
+            return self.create_customer(realm, **fields)
+        if name == "Invoice":
+            ref = (fields.pop("CustomerRef", None) or {}).get("value")
+            lines = [ln for ln in fields.pop("Line", None) or [] if ln.get("DetailType") != "SubTotalLineDetail"]
+            return self.create_invoice(realm, ref, lines or None, **fields)
+        with self.lock:
+            table = company.tables[name]
+            _check_refs(company, name, fields)
             rec_id = table.next_id
             now = self._stamp()
             stamp = format_seconds(now, company.offset_minutes)
             data = {"domain": "QBO", "sparse": False, **fields, "Id": str(rec_id), "SyncToken": "0",
                     "MetaData": {"CreateTime": stamp, "LastUpdatedTime": stamp}}
+            if table.has_active:
+                data.setdefault("Active", True)
             table.put(Record(table.entity, rec_id, data, now, now, bool(data.get("Active", True))))
             out = copy.deepcopy(data)
         self._notify(realm, table.entity, rec_id, "Create", now)
         return out
+
+    def update_record(self, realm: str, entity: str, rec_id: Any, **fields: Any) -> dict[str, Any]:
+        """Sparse-update a record of any entity: bump SyncToken and LastUpdatedTime (references checked)."""
+        with self.lock:
+            company = self.company(realm)
+            name = _entity(entity, company)
+        if name == "Invoice":
+            # Unchecked, as before: the classic invoices name fixed item ids the default data has no Items for.
+            return self.update_invoice(realm, rec_id, **fields)
+        with self.lock:
+            _check_refs(company, name, fields)
+        return self._update(realm, name, _int_id(name, rec_id), fields)
+
+    def delete_record(self, realm: str, entity: str, rec_id: Any) -> dict[str, Any]:
+        """Hard-delete a transaction, leaving a CDC tombstone; a name list → SandboxError code 500."""
+        with self.lock:
+            company = self.company(realm)
+            name = _entity(entity, company)
+            table = company.tables[name]
+            if is_name_list(name, table):
+                # Intuit has no delete for name lists; they are made inactive instead.
+                raise SandboxError(f"Operation delete is not supported for {name}: make it inactive", "500")
+            rid = _int_id(name, rec_id)
+            if rid not in table.records:
+                raise ObjectNotFound(name, rec_id)
+            now = self._stamp(table.records[rid].updated_time)
+            table.remove(rid, now)
+        self._notify(realm, name, rid, "Delete", now)
+        return {"status": "Deleted", "domain": "QBO", "Id": str(rec_id)}
+
+    def deactivate_record(self, realm: str, entity: str, rec_id: Any) -> dict[str, Any]:
+        """Make a name-list record inactive (its only 'delete'; the webhook says Delete). Others → SandboxError."""
+        with self.lock:
+            company = self.company(realm)
+            name = _entity(entity, company)
+            if not company.tables[name].has_active:
+                raise SandboxError(f"{name} has no Active field to clear", "500")
+        return self._update(realm, name, _int_id(name, rec_id), {"Active": False}, op="Delete")
+
+    def merge_customers(self, realm: str, survivor_id: Any, merged_id: Any) -> dict[str, Any]:
+        """Merge one customer into another, as QuickBooks' UI does (the API has no merge).
+
+        The merged-away customer becomes inactive with a zero balance; every record that
+        references it (CustomerRef of sales and time activities, journal entry lines)
+        moves to the survivor with a new SyncToken; the survivor takes over the balance.
+        Webhooks: ``Merge`` on the survivor with ``deletedId``, ``Update`` for each moved record.
+        """
+        survivor, merged = _int_id("Customer", survivor_id), _int_id("Customer", merged_id)
+        if survivor == merged:
+            raise SandboxError("a customer cannot be merged into itself")
+        moved: list[tuple[str, int]] = []
+        with self.lock:
+            company = self.company(realm)
+            customers = company.tables["Customer"]
+            keep, gone = customers.records.get(survivor), customers.records.get(merged)
+            if keep is None or not keep.active:
+                raise ObjectNotFound("Customer", survivor_id)
+            if gone is None:
+                raise ObjectNotFound("Customer", merged_id)
+            now = self._stamp(max(keep.updated_time, gone.updated_time))
+            new_ref = {"value": str(survivor), "name": keep.data.get("DisplayName", "")}
+            for spec in ENTITIES:
+                refs = spec.refs_to("Customer")
+                if not refs or spec.name == "Customer":
+                    continue
+                table = company.tables[spec.name]
+                for rec in list(table.records.values()):
+                    if not any(str(merged) in ref_ids(rec.data, r) for r in refs):
+                        continue
+                    data = copy.deepcopy(rec.data)
+                    for r in refs:
+                        for obj in ref_objects(data, r):
+                            if str(obj[r.key]) == str(merged):
+                                obj.update(new_ref)
+                    self._rewrite(company, table, rec, data, now)
+                    moved.append((spec.name, rec.id))
+            balance = float(keep.data.get("Balance", 0)) + float(gone.data.get("Balance", 0))
+            kept = {**copy.deepcopy(keep.data), "Balance": round(balance, 2), "BalanceWithJobs": round(balance, 2)}
+            self._rewrite(company, customers, keep, kept, now)
+            self._rewrite(company, customers, gone,
+                          {**copy.deepcopy(gone.data), "Active": False, "Balance": 0, "BalanceWithJobs": 0}, now)
+            out = copy.deepcopy(customers.records[survivor].data)
+        self.webhooks.notify(Event(realm, "Customer", str(survivor), "Merge", now, deleted_id=str(merged)))
+        for name, rid in moved:
+            self._notify(realm, name, rid, "Update", now)
+        return out
+
+    def _rewrite(self, company: Company, table: EntityTable, old: Record, data: dict[str, Any], now: int) -> None:
+        """Store a new version of a record: SyncToken + 1, LastUpdatedTime = now."""
+        data["SyncToken"] = str(int(data.get("SyncToken", "0")) + 1)
+        data["MetaData"] = {"CreateTime": old.data["MetaData"]["CreateTime"],
+                            "LastUpdatedTime": format_seconds(now, company.offset_minutes)}
+        table.put(Record(table.entity, old.id, data, old.create_time, now, bool(data.get("Active", True))))
+
+    def create_tied_records(self, realm: str, entity: str, count: int) -> list[str]:
+        """Create ``count`` generated records of an entity that all share one CreateTime and
+        LastUpdatedTime (now), with valid references; return their Ids.
+
+        For testing a client's cursor across a tie wider than a page after the backfill.
+        Customer and Invoice are not offered (create them one by one at a frozen clock).
+        """
+        with self.lock:
+            company = self.company(realm)
+            name = _entity(entity, company)
+            if name not in breadth_data.MAKERS:
+                raise SandboxError(f"no generator for {name}")
+            table = company.tables[name]
+            now = self._stamp()
+            ctx = breadth_data.new_context(company, f"tied:{self.config.seed}:{realm}:{name}:{table.next_id}")
+            made = []
+            for k in range(count):
+                rec_id = table.next_id + k
+                made.append(breadth_data.build(company, name, breadth_data.make_fields(ctx, name, rec_id),
+                                               rec_id, now, now, 0))
+                ctx.made.append(made[-1])
+            for rec in made:
+                table.put(rec)
+        for rec in made:
+            self._notify(realm, name, rec.id, "Create", now)
+        return [str(rec.id) for rec in made]
+
+    def entity_counts(self, realm: str, include_inactive: bool = True) -> dict[str, int]:
+        """Count the live records of every entity of a company (inactive ones too unless asked)."""
+        with self.lock:
+            company = self.company(realm)
+            return {e: (len(t.records) if include_inactive else sum(1 for r in t.records.values() if r.active))
+                    for e, t in company.tables.items()}
 
     def update_customer(self, realm: str, rec_id: Any, **fields: Any) -> dict[str, Any]:
         """Apply a sparse update, bump SyncToken and LastUpdatedTime."""
@@ -229,14 +382,7 @@ class Simulator:
 
     def delete_invoice(self, realm: str, rec_id: Any) -> dict[str, Any]:
         """Hard-delete an invoice, leaving a CDC tombstone; again → ObjectNotFound (610)."""
-        with self.lock:
-            table = self.company(realm).tables["Invoice"]
-            if int(rec_id) not in table.records:
-                raise ObjectNotFound("Invoice", rec_id)
-            now = self._stamp(table.records[int(rec_id)].updated_time)
-            table.remove(int(rec_id), now)
-        self._notify(realm, "Invoice", int(rec_id), "Delete", now)
-        return {"status": "Deleted", "domain": "QBO", "Id": str(rec_id)}
+        return self.delete_record(realm, "Invoice", rec_id)
 
     # ---- limits, faults, clock ----------------------------------------------------
     def stats(self, realm: str) -> dict[str, Any]:
@@ -358,6 +504,29 @@ class Simulator:
     def close(self) -> None:
         """Stop background threads."""
         self.webhooks.stop()
+
+
+def is_name_list(entity: str, table: EntityTable) -> bool:
+    """Name lists are never hard-deleted (an added entity is one when it has Active)."""
+    spec = BY_NAME.get(entity)
+    return spec.name_list if spec is not None else table.has_active
+
+
+def _int_id(entity: str, rec_id: Any) -> int:
+    text = str(rec_id)
+    if not text.isdigit():
+        raise ObjectNotFound(entity, rec_id)
+    return int(text)
+
+
+def _check_refs(company: Company, entity: str, fields: dict[str, Any]) -> None:
+    """Refuse references (declared in entities.py) to records that do not exist: Intuit's 610."""
+    spec: EntityDef | None = BY_NAME.get(entity)
+    for ref in spec.refs if spec else ():
+        for value in ref_ids(fields, ref):
+            target = company.tables[ref.target].records
+            if not value.isdigit() or int(value) not in target:
+                raise ObjectNotFound(ref.target, value)
 
 
 def _entity(name: str, company: Company) -> str:

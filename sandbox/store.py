@@ -6,7 +6,11 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-ENTITIES = ("Customer", "Invoice")
+from .entities import ENTITIES as ENTITY_DEFS
+
+ENTITIES = tuple(e.name for e in ENTITY_DEFS)
+# Listed in a company's summary even when empty (the classic pair the demo prints).
+ALWAYS_LISTED = ("Customer", "Invoice")
 INDEXED_FIELDS = ("id", "createtime", "lastupdatedtime")
 
 
@@ -125,15 +129,21 @@ class Company:
 
     def __post_init__(self) -> None:
         if not self.tables:
-            self.tables = {"Customer": EntityTable("Customer", True), "Invoice": EntityTable("Invoice", False)}
+            # Customer and Invoice first (the classic pair), then the other entities: every one
+            # is queryable from the start, empty until generated or created.
+            first = [e for e in ENTITY_DEFS if e.name in ALWAYS_LISTED]
+            rest = [e for e in ENTITY_DEFS if e.name not in ALWAYS_LISTED]
+            self.tables = {e.name: EntityTable(e.name, e.active) for e in first + rest}
 
     def summary(self) -> dict[str, Any]:
         """Describe the company for the consent page and the admin API."""
+        # Empty entities are left out (beyond the classic pair) so the default data's summary is unchanged.
+        shown = {e: t for e, t in self.tables.items() if e in ALWAYS_LISTED or t.records or t.deleted}
         return {
             "realmId": self.realm_id,
             "name": self.name,
             "offset_minutes": self.offset_minutes,
             "currency": self.currency,
-            "counts": {e: len(t.records) for e, t in self.tables.items()},
-            "deleted": {e: len(t.deleted) for e, t in self.tables.items()},
+            "counts": {e: len(t.records) for e, t in shown.items()},
+            "deleted": {e: len(t.deleted) for e, t in shown.items()},
         }

@@ -35,14 +35,17 @@ class Event:
     id: str
     operation: str
     when: float  # simulated epoch seconds
+    deleted_id: str | None = None  # a Merge: the Id of the record merged away
 
 
 def legacy_payload(events: list[Event]) -> dict[str, Any]:
     """Group events per realm into the classic eventNotifications payload."""
     by_realm: dict[str, list[dict[str, Any]]] = {}
     for e in events:
-        by_realm.setdefault(e.realm, []).append(
-            {"name": e.entity, "id": e.id, "operation": e.operation, "lastUpdated": format_utc_millis(e.when)})
+        entity = {"name": e.entity, "id": e.id, "operation": e.operation, "lastUpdated": format_utc_millis(e.when)}
+        if e.deleted_id is not None:
+            entity["deletedId"] = e.deleted_id
+        by_realm.setdefault(e.realm, []).append(entity)
     return {"eventNotifications": [{"realmId": r, "dataChangeEvent": {"entities": ents}}
                                    for r, ents in by_realm.items()]}
 
@@ -54,7 +57,8 @@ def cloudevents_payload(events: list[Event]) -> list[dict[str, Any]]:
         "source": "intuit." + base64.urlsafe_b64encode(e.realm.encode()).decode().rstrip("="),
         "type": f"qbo.{e.entity.lower()}.{_VERB.get(e.operation, e.operation.lower())}.v1",
         "datacontenttype": "application/json", "time": format_utc_millis(e.when),
-        "intuitentityid": e.id, "intuitaccountid": e.realm, "data": {},
+        "intuitentityid": e.id, "intuitaccountid": e.realm,
+        "data": {} if e.deleted_id is None else {"deletedId": e.deleted_id},
     } for e in events]
 
 
