@@ -301,3 +301,20 @@ def test_parity_check_command(qbo_app, sandbox_server, runner):
 ])
 def test_failure_message_words(source, local, drifts, expected):
     assert rules.failure_message(SPECS["customer"], source, local, drifts, T0) == expected
+
+
+def test_a_check_asked_for_while_a_run_runs_is_made_when_it_ends(qbo_app, sandbox_server, monkeypatch):
+    sim = sandbox_server.sim
+    realm = _backfilled(sim, seed=51)
+    queue = RecordingQueue()
+    monkeypatch.setitem(qbo_app.extensions, work_queue.EXTENSION, queue)
+    queued, _ = sync_jobs.request_sync(realm, kind=RunKind.INCREMENTAL, trigger="schedule")
+    running = sync_runner.claim(queued.id)
+    run, created = parity.request_check(realm)
+    assert run.id == running.id and not created and run.checkpoint["followup"]["kind"] == "incremental"
+    checks = _checks(realm)
+    sync_runner.execute_claimed(running)
+    assert _checks(realm) == checks + 2 and _company(realm).parity_requested_at is None
+    followup = db.session.execute(select(SyncRun).where(SyncRun.trigger == "followup")).scalar_one()
+    sync_runner.execute_run(followup.id)  # the request is answered: the follow-up does not check again
+    assert _checks(realm) == checks + 2
