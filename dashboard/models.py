@@ -137,6 +137,11 @@ class Company(TimestampMixin, Base):
     last_webhook_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     # When the scheduler should next queue an incremental cycle for this company.
     next_sync_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)
+    # Parity checks: when the next daily one is due (the company's slot of the day), and
+    # when an operator asked for one that no check has answered yet (durable: a run
+    # already queued honours it).
+    parity_due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    parity_requested_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
     sync_states: Mapped[list["SyncState"]] = relationship(
         back_populates="company", order_by="SyncState.object_type", lazy="selectin")
@@ -297,6 +302,10 @@ class SyncState(TimestampMixin, Base):
     parity_source_count: Mapped[Optional[int]] = mapped_column(Integer)
     parity_local_count: Mapped[Optional[int]] = mapped_column(Integer)
     parity_drifts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"), nullable=False)
+    # The first check of the current run of drifting ones (the failure says "since").
+    parity_drift_since: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Why the last check could not count this type (None when it could).
+    parity_error: Mapped[Optional[str]] = mapped_column(Text)
 
     company: Mapped[Company] = relationship(back_populates="sync_states")
 
@@ -378,8 +387,9 @@ class ParityCheck(Base):
         ForeignKey("company.source_id", ondelete="CASCADE"), nullable=False)
     object_type: Mapped[str] = mapped_column(String(32), nullable=False)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
-    source_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    source_count: Mapped[Optional[int]] = mapped_column(Integer)  # None: Intuit's count could not be had
     local_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    error: Mapped[Optional[str]] = mapped_column(Text)  # why, then
 
 
 declare_object_tables()

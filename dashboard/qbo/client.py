@@ -1,4 +1,4 @@
-"""A thin QuickBooks Online Accounting API client: query and CDC, with retries and limits.
+"""A thin QuickBooks Online Accounting API client: query, batch and CDC, with retries and limits.
 
 Every request waits for a slot in the realm's rate limits, carries a timeout, and is
 retried inside the call on 429, 5xx, timeouts and broken bodies with exponential
@@ -12,19 +12,22 @@ import logging
 import threading
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import orjson
 import requests
 
 from ..integrations.qbo.oauth import MINOR_VERSION
-from ..sync.errors import IntuitServerError, SyncError, TokenRejected
+from ..sync.errors import IntuitServerError, RequestRejected, SyncError, TokenRejected
 from ..sync.policy import RetryPolicy
 from ..sync.timestamps import format_qbo_time
-from .faults import classify
+from .faults import classify, fault_message
 from .ratelimit import LocalRateLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
+
+# Items per batch request: Intuit's limits page recommends at most 30 (its batch page still says 10).
+BATCH_MAX_ITEMS = 30
 
 
 class QboClient:
@@ -52,6 +55,33 @@ class QboClient:
         """Run a query statement; return the whole body (``QueryResponse`` and ``time``)."""
         return self._call("POST", "query", data=statement.encode(),
                           headers={"Content-Type": "application/text"})
+
+    def batch_query(self, statements: Mapping[str, str]) -> dict[str, dict[str, Any] | SyncError]:
+        """Run up to 30 query statements in one batch request, keyed by their batch id.
+
+        Each id maps to its ``QueryResponse`` or to the error of its own fault (an item
+        Intuit did not answer is an IntuitServerError): a bad item spoils no other. The
+        request as a whole is retried and raises like ``query``. One HTTP request, though
+        Intuit's per-realm limits count every item.
+        """
+        if not statements:
+            return {}
+        if len(statements) > BATCH_MAX_ITEMS:
+            raise ValueError(f"A batch holds at most {BATCH_MAX_ITEMS} items, not {len(statements)}")
+        payload = {"BatchItemRequest": [{"bId": bid, "Query": text} for bid, text in statements.items()]}
+        body = self._call("POST", "batch", data=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+        answers = {str(item.get("bId")): item for item in body.get("BatchItemResponse") or []
+                   if isinstance(item, dict)}
+        results: dict[str, dict[str, Any] | SyncError] = {}
+        for bid in statements:
+            item = answers.get(bid)
+            if item is None:
+                results[bid] = IntuitServerError(f"Intuit's batch answer has no item {bid!r}")
+            elif item.get("Fault"):
+                results[bid] = RequestRejected(f"Intuit rejected the query: {fault_message(orjson.dumps(item).decode())}")
+            else:
+                results[bid] = item.get("QueryResponse") or {}
+        return results
 
     def cdc(self, entities: list[str], changed_since: datetime) -> dict[str, Any]:
         """Return objects of ``entities`` changed at or after ``changed_since`` (30 days at most)."""

@@ -18,7 +18,7 @@ from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
-from . import sync_jobs, type_switches
+from . import parity, sync_jobs, type_switches
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
 
@@ -129,6 +129,8 @@ def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | No
     try:
         with Heartbeat(current_app._get_current_object(), fence):
             summary = _run_engine(run, fence, retries_left <= 0, progress)
+            if summary is not None:  # our rows now match what we just read: compare counts if due
+                parity.after_run(run, fence)
     finally:
         lock.release()
     if summary is None:
