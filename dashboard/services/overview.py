@@ -20,9 +20,10 @@ from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select,
 from ..extensions import db
 from ..models import COMPANY_NAME_ORDER, Company, ConnectionState, RunStatus, SyncRun, SyncState, SyncStatus
 from ..sync import specs
+from . import type_switches
 from .overview_models import (
     ATTENTION_ONLY_FILTERS, FAILING, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary, ObjectStatus,
-    RunView, StateCounts, next_sync, object_status, object_types,
+    RunView, StateCounts, direct_dependencies, next_sync, object_status,
 )
 
 RECENT_RUNS = 20
@@ -35,11 +36,16 @@ _STATE_COLUMNS = (SyncState.company_source_id, SyncState.object_type, SyncState.
                   SyncState.is_initial_backfill_completed, SyncState.initial_attempt_time,
                   SyncState.last_attempt_time, SyncState.last_successful_sync_time, SyncState.records_synced,
                   SyncState.records_total, SyncState.error_message, SyncState.error_kind, SyncState.attempts,
-                  SyncState.last_failed_at)
+                  SyncState.last_failed_at, SyncState.enabled, SyncState.parity_checked_at,
+                  SyncState.parity_source_count, SyncState.parity_local_count, SyncState.parity_drifts)
+
+# A failed sync of a type an operator switched off needs no attention: nothing syncs it.
+# (The condition keeps the partial index ix_sync_state_failed usable: status is in it.)
+_FAILED = and_(SyncState.status == SyncStatus.FAILED, SyncState.enabled.is_(True))
 
 
 def _failed_realms() -> Select:
-    return select(SyncState.company_source_id).where(SyncState.status == SyncStatus.FAILED)
+    return select(SyncState.company_source_id).where(_FAILED)
 
 
 def _has_failure(failed_realms=None):
@@ -62,8 +68,7 @@ def _has_failure_probed():
     page's worth of companies is looked at. A scalar subquery, because PostgreSQL would
     turn an EXISTS back into the hash.
     """
-    found = (select(literal(True)).where(SyncState.company_source_id == Company.source_id,
-                                          SyncState.status == SyncStatus.FAILED)
+    found = (select(literal(True)).where(SyncState.company_source_id == Company.source_id, _FAILED)
              .limit(1).scalar_subquery())
     return func.coalesce(found, False)
 
@@ -99,7 +104,7 @@ def _counts(query: CompaniesQuery) -> tuple[StateCounts, int]:
     among failing companies does.
     """
     failing_total = (select(func.count(distinct(SyncState.company_source_id)))
-                     .where(SyncState.status == SyncStatus.FAILED).scalar_subquery())
+                     .where(_FAILED).scalar_subquery())
     columns = [Company.connection_state, func.count(), failing_total]
     if query.search:
         matched = _matches_search(query.search)
@@ -155,20 +160,6 @@ def _sync_states(realms: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _record_counts(realms: Sequence[str], types: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Count live records per (realm, object type) in one query, over each object type's table."""
-    if not realms or not types:
-        return {}
-    parts = []
-    for object_type, _label in types:
-        table = db.metadata.tables[specs.SPECS[object_type].table]
-        parts.append(select(table.c.company_source_id.label("realm"), literal(object_type).label("object_type"),
-                            func.count().label("n"))
-                     .where(table.c.company_source_id.in_(realms), table.c.is_deleted.is_(False))
-                     .group_by(table.c.company_source_id))
-    return {(realm, kind): n for realm, kind, n in db.session.execute(union_all(*parts)).all()}
-
-
 def _active_runs(realms: Sequence[str]) -> dict[str, list[SyncRun]]:
     found: dict[str, list[SyncRun]] = defaultdict(list)
     if realms:
@@ -184,29 +175,54 @@ def _active_runs(realms: Sequence[str]) -> dict[str, list[SyncRun]]:
 class _Facts:
     """What the per-page queries found about a page's companies."""
 
-    types: tuple[tuple[str, str], ...]     # the object types, read from the specs once per page
-    states: dict[str, dict[str, Any]]      # realm -> object type -> sync state row
-    records: dict[tuple[str, str], int]    # (realm, object type) -> live records
-    runs: dict[str, list[SyncRun]]         # realm -> its queued and running runs
+    types: tuple[specs.EntitySpec, ...]   # every registered type, in sync order, read once per page
+    default_on: frozenset[str]            # the types on for a company without a switch written down
+    states: dict[str, dict[str, Any]]     # realm -> object type -> sync state row
+    runs: dict[str, list[SyncRun]]        # realm -> its queued and running runs
     interval: timedelta
 
 
 def _facts(realms: Sequence[str]) -> _Facts:
-    """Read the sync states, record counts and active runs of these realms: three queries."""
-    types = object_types()
-    return _Facts(types=types, states=_sync_states(realms), records=_record_counts(realms, types),
-                  runs=_active_runs(realms),
+    """Read the sync states and active runs of these realms: two queries, whatever the number of types."""
+    return _Facts(types=tuple(specs.ordered()), default_on=frozenset(type_switches.default_types()),
+                  states=_sync_states(realms), runs=_active_runs(realms),
                   interval=timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes))
 
 
+def _still_to_do(state, runs: Sequence[SyncRun]) -> list[SyncRun]:
+    """Return the active runs that have yet to sync this type (it counts as queued in them).
+
+    A run covers the type until the type has an outcome written since the run started:
+    a type done early in a long run shows that outcome, not "Queued", while the later
+    types run. A type left pending (a retry to come) is still to do.
+    """
+    if state is None or state.status not in (SyncStatus.SUCCEEDED, SyncStatus.FAILED) \
+            or state.last_attempt_time is None:
+        return list(runs)
+    return [r for r in runs if r.started_at is None or state.last_attempt_time < r.started_at]
+
+
 def _objects(realm: str, facts: _Facts, now: datetime) -> tuple[ObjectStatus, ...]:
+    """Decide every registered type's status for one company, in sync order.
+
+    Sync order puts a type's dependencies before it, so whether they are still to do in
+    a run is known when the type is reached ("Waiting for customers, items").
+    """
     states, runs = facts.states.get(realm, {}), facts.runs.get(realm, ())
     result = []
-    for object_type, label in facts.types:
-        covering = [r for r in runs if r.object_type in (None, object_type)]
+    to_do: dict[str, set[int]] = {}       # type -> ids of the active runs that have yet to sync it
+    labels = {spec.name: spec.label for spec in facts.types}
+    for spec in facts.types:
+        state = states.get(spec.name)
+        enabled = state.enabled if state is not None else spec.name in facts.default_on
+        covering = [r for r in runs if r.object_type in (None, spec.name)] if enabled else []
+        pending = _still_to_do(state, covering)
+        to_do[spec.name] = {r.id for r in pending}
+        waiting = [labels[d] for d in direct_dependencies(spec) if to_do.get(d, set()) & to_do[spec.name]]
         started = next((r.started_at for r in covering if r.started_at), None)
-        result.append(object_status(object_type, label, states.get(object_type), bool(covering), started,
-                                    facts.records.get((realm, object_type), 0), now))
+        result.append(object_status(spec.name, spec.label, state, bool(pending), started,
+                                    state.records_synced if state is not None else 0, now,
+                                    enabled=enabled, group=spec.group, waiting_for=waiting))
     return tuple(result)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Optional, Sequence
 
 from ..models import ConnectionState, RunKind, RunStatus, SyncStatus
-from ..sync import specs
+from ..sync import objects as object_catalogue, specs
 from . import type_switches
 
 PER_PAGE = 50
@@ -34,6 +34,28 @@ def object_types() -> tuple[tuple[str, str], ...]:
     return tuple((spec.name, spec.label) for spec in specs.ordered(type_switches.default_types()))
 
 
+def all_object_types() -> tuple[tuple[str, str], ...]:
+    """Return (object type, display name) for every registered object type, in sync order."""
+    return tuple((spec.name, spec.label) for spec in specs.ordered())
+
+
+def group_heading(group: str) -> str:
+    """Return the heading of a group of object types ("Sales"); "Other types" for an undeclared group."""
+    return object_catalogue.GROUPS.get(group, "Other types")
+
+
+def group_order(group: str) -> int:
+    """Return where a group comes on the page: the declared groups in their order, then the rest."""
+    keys = list(object_catalogue.GROUPS)
+    return keys.index(group) if group in keys else len(keys)
+
+
+def direct_dependencies(spec: specs.EntitySpec) -> tuple[str, ...]:
+    """Return the types ``spec`` syncs after (those it links to and those its lines name), in sync order."""
+    wanted = {target for _, _, target in spec.links if target != spec.name} | set(spec.after)
+    return tuple(name for name in specs.SPECS if name in wanted)
+
+
 def object_type_label(object_type: str) -> str:
     """Return the display name of an object type; its own name once no spec declares it."""
     spec = specs.SPECS.get(object_type)
@@ -43,6 +65,11 @@ def object_type_label(object_type: str) -> str:
 def object_types_in_words() -> str:
     """Return the object types new connections sync in a sentence: "customers and invoices"."""
     return in_words([label for _name, label in object_types()])
+
+
+def waiting_text(labels: Sequence[str]) -> str:
+    """Return "Waiting for customers, items": the types a queued one waits for, lower case."""
+    return "Waiting for " + ", ".join(label.lower() for label in labels)
 
 
 def in_words(labels: list[str], most: int = 4) -> str:
@@ -65,13 +92,50 @@ class Progress:
     time_left: Optional[timedelta]
 
 
+# A parity check that found a drift this many times in a row is a failure, not a blip
+# (records changed between QuickBooks' count and ours).
+PARITY_FAILURE_DRIFTS = 2
+
+
+@dataclass(frozen=True)
+class Parity:
+    """The last parity check of one object type: QuickBooks' count against our live rows."""
+
+    checked_at: Optional[datetime] = None
+    source_count: Optional[int] = None
+    local_count: Optional[int] = None
+    drifts: int = 0
+
+    @property
+    def state(self) -> str:
+        """One of: unchecked, in_parity, drift (found once), failed (found in consecutive checks)."""
+        if self.checked_at is None or self.source_count is None or self.local_count is None:
+            return "unchecked"
+        if self.source_count == self.local_count:
+            return "in_parity"
+        return "failed" if self.drifts >= PARITY_FAILURE_DRIFTS else "drift"
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+
+NO_PARITY = Parity()
+
+# The states an object type can be shown in, in the order a summary counts them, and
+# their words in a count ("3 synced").
+STATE_COUNT_WORDS = {"failed": "failed", "running": "running", "queued": "queued", "synced": "synced",
+                     "pending": "not synced yet", "off": "off"}
+
+
 @dataclass(frozen=True)
 class ObjectStatus:
     """The sync of one object type of one company, as the operator sees it."""
 
     object_type: str
     label: str
-    # One of: running, queued, failed, synced, pending (never synced yet).
+    # One of: running, waiting (queued behind a type it depends on), queued, failed,
+    # synced, pending (never synced yet), off (switched off by an operator).
     state: str
     state_label: str
     sync_status: Optional[SyncStatus]
@@ -84,10 +148,19 @@ class ObjectStatus:
     attempts: int
     last_failed_at: Optional[datetime]
     record_count: int
+    enabled: bool = True
+    group: str = "other"
+    waiting_for: tuple[str, ...] = ()      # display names of the types it waits for
+    parity: Parity = NO_PARITY
 
     @property
     def busy(self) -> bool:
-        return self.state in ("running", "queued")
+        return self.state in ("running", "queued", "waiting")
+
+    @property
+    def count_state(self) -> str:
+        """The state a summary counts it under (waiting is a kind of queued)."""
+        return "queued" if self.state == "waiting" else self.state
 
     @property
     def failed(self) -> bool:
@@ -95,7 +168,7 @@ class ObjectStatus:
 
     @property
     def can_retry(self) -> bool:
-        return self.sync_status is SyncStatus.FAILED and not self.busy
+        return self.sync_status is SyncStatus.FAILED and self.enabled and not self.busy
 
 
 @dataclass(frozen=True)
@@ -137,14 +210,57 @@ class CompanySummary:
         return self.failing or self.connection_state is ConnectionState.RECONNECT_REQUIRED
 
     @property
+    def enabled_objects(self) -> tuple[ObjectStatus, ...]:
+        return tuple(o for o in self.objects if o.enabled)
+
+    @property
     def last_success_at(self) -> Optional[datetime]:
-        """Return when every object type last succeeded (the oldest of them), if all have."""
-        times = [o.last_success_at for o in self.objects]
+        """Return when every synced object type last succeeded (the oldest of them), if all have."""
+        times = [o.last_success_at for o in self.enabled_objects]
         return min(times) if times and all(times) else None
 
     @property
     def record_count(self) -> int:
+        """Records stored of every type, switched off ones included (their rows are kept)."""
         return sum(o.record_count for o in self.objects)
+
+    @property
+    def failed_objects(self) -> tuple[ObjectStatus, ...]:
+        return tuple(o for o in self.objects if o.failed)
+
+    @property
+    def running_objects(self) -> tuple[ObjectStatus, ...]:
+        return tuple(o for o in self.objects if o.state == "running")
+
+    @property
+    def parity_failures(self) -> tuple[ObjectStatus, ...]:
+        return tuple(o for o in self.objects if o.enabled and o.parity.failed)
+
+    @property
+    def state_counts(self) -> tuple[tuple[str, int], ...]:
+        """Return (state, how many types are in it) for the states that occur, in STATE_COUNT_WORDS order."""
+        counts = dict.fromkeys(STATE_COUNT_WORDS, 0)
+        for o in self.objects:
+            counts[o.count_state] += 1
+        return tuple((state, n) for state, n in counts.items() if n)
+
+    @property
+    def groups(self) -> tuple["ObjectGroup", ...]:
+        """Return the object types by group, the declared groups first; sync order inside each."""
+        by_group: dict[str, list[ObjectStatus]] = {}
+        for o in self.objects:
+            by_group.setdefault(o.group, []).append(o)
+        return tuple(ObjectGroup(key=key, heading=group_heading(key), objects=tuple(found))
+                     for key, found in sorted(by_group.items(), key=lambda item: group_order(item[0])))
+
+
+@dataclass(frozen=True)
+class ObjectGroup:
+    """The object types of one group ("Sales"), as the company page lists them."""
+
+    key: str
+    heading: str
+    objects: tuple[ObjectStatus, ...]
 
 
 @dataclass(frozen=True)
@@ -300,6 +416,7 @@ def next_sync(connection_state: ConnectionState, scheduled_at: Optional[datetime
     """
     if connection_state is not ConnectionState.CONNECTED:
         return None
+    objects = [o for o in objects if o.enabled]
     if not objects or not all(o.backfill_done for o in objects):
         return NextSync("after_backfill")
     last_success = min((o.last_success_at for o in objects if o.last_success_at), default=None)
@@ -310,17 +427,25 @@ def next_sync(connection_state: ConnectionState, scheduled_at: Optional[datetime
 
 
 def object_status(object_type: str, label: str, state, queued: bool,
-                  run_started_at: Optional[datetime], record_count: int, now: datetime) -> ObjectStatus:
+                  run_started_at: Optional[datetime], record_count: int, now: datetime, *,
+                  enabled: bool = True, group: str = "other", waiting_for: Sequence[str] = ()) -> ObjectStatus:
     """Decide what an operator sees for one object type.
 
     ``state`` is its sync_state (a row of the columns ``overview`` reads, or a SyncState),
-    None before the first sync. A sync that is running wins over a queued run (it is the queued
-    run, started), which wins over the last outcome, so a pressed Retry shows at once as
-    "Queued".
+    None before the first sync. A type switched off is Off whatever else is true (no run
+    syncs it). A sync that is running wins over a queued run (it is the queued run,
+    started), which wins over the last outcome, so a pressed Retry shows at once as
+    "Queued"; a queued type whose dependencies go first in the same run is "Waiting for"
+    them (``waiting_for``: their display names).
     """
     status = state.status if state else None
-    if status is SyncStatus.IN_PROGRESS:
+    waiting_for = tuple(waiting_for)
+    if not enabled:
+        shown, text = "off", "Off"
+    elif status is SyncStatus.IN_PROGRESS:
         shown, text = "running", "Running"
+    elif queued and waiting_for:
+        shown, text = "waiting", waiting_text(waiting_for)
     elif queued:
         shown, text = "queued", "Queued"
     elif status is SyncStatus.FAILED:
@@ -342,4 +467,13 @@ def object_status(object_type: str, label: str, state, queued: bool,
         error_kind=state.error_kind if state and status is SyncStatus.FAILED else None,
         attempts=state.attempts if state else 0,
         last_failed_at=state.last_failed_at if state else None,
-        record_count=record_count)
+        record_count=record_count, enabled=enabled, group=group,
+        waiting_for=waiting_for if shown == "waiting" else (), parity=parity_of(state))
+
+
+def parity_of(state) -> Parity:
+    """Return the last parity check recorded on a sync_state row (NO_PARITY without one)."""
+    if state is None or getattr(state, "parity_checked_at", None) is None:
+        return NO_PARITY
+    return Parity(checked_at=state.parity_checked_at, source_count=state.parity_source_count,
+                  local_count=state.parity_local_count, drifts=state.parity_drifts or 0)

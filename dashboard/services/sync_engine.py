@@ -168,7 +168,7 @@ class CompanySync:
             state.backfill_started_at is None or now - state.backfill_started_at >= policy.RECONCILE_EVERY))
         if whole:
             self.summary.paths[spec.name] = policy.RECONCILE
-            first = self._reconcile(spec)
+            first = self._reconcile(spec, ahead=spec.refresh != DAILY_READ)
             state.backfill_started_at = now
         else:
             self.summary.paths[spec.name] = policy.TIMESTAMP
@@ -329,22 +329,25 @@ class CompanySync:
         db.session.commit()
         self._succeed(spec, cdc_time or self.clock())
 
-    def _scan_incremental(self, spec: EntitySpec, since: datetime | None,
-                          field_name: str = UPDATED) -> datetime | None:
-        """Read and upsert every record with ``field_name >= since`` (all of them when None)."""
+    def _scan_incremental(self, spec: EntitySpec, since: datetime | None, field_name: str = UPDATED,
+                          ahead: bool = False) -> datetime | None:
+        """Read and upsert every record with ``field_name >= since`` (all of them when None).
+
+        A window of changes, or a small list, usually fits in a page: one page is asked for,
+        the next only once it came back full (an idle read costs one call). ``ahead`` asks
+        for pages ahead, for a read known to be large.
+        """
         def commit(rows: list[Row], _cursor: ScanCursor, lines: list[str] | None = None) -> None:
             self._write_page(spec, rows, lines)
             self._beat(pages=1, records=len(rows))
             db.session.commit()
 
-        # A window of changes is usually small: ask one page, the next only once it came
-        # back full (an idle read costs one call). A whole read takes pages ahead.
-        return self._scan(spec, field_name, ScanCursor(since), commit, 0 if since is not None else None)
+        return self._scan(spec, field_name, ScanCursor(since), commit, None if ahead else 0)
 
-    def _reconcile(self, spec: EntitySpec) -> datetime | None:
+    def _reconcile(self, spec: EntitySpec, ahead: bool = True) -> datetime | None:
         """Read every record (upserting it) and mark the rows not read as deleted."""
         started_local = self.clock()
-        first = self._scan_incremental(spec, None, CREATED)
+        first = self._scan_incremental(spec, None, CREATED, ahead)
         sync_store.mark_untouched_deleted(spec, self.company, started_local, self.clock())
         db.session.commit()
         return first

@@ -14,10 +14,11 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import connections, sync_jobs
+from ..services import connections, sync_jobs, type_switches
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
-    STATE_FILTERS, CompaniesQuery, CompanyDetail, OverviewError, object_types, object_types_in_words,
+    STATE_FILTERS, CompaniesQuery, CompanyDetail, ObjectStatus, OverviewError, all_object_types,
+    object_types_in_words,
 )
 from . import formatting
 
@@ -37,6 +38,8 @@ bp.add_app_template_filter(formatting.duration_text, "duration")
 bp.add_app_template_filter(formatting.number_text, "number")
 bp.add_app_template_global(formatting.connection_badge_html, "connection_badge_html")
 bp.add_app_template_global(formatting.object_badge_html, "object_badge_html")
+bp.add_app_template_global(formatting.state_counts_html, "state_counts_html")
+bp.add_app_template_global(formatting.state_counts_text, "state_counts_text")
 bp.add_app_template_global(object_types_in_words, "object_types_in_words")
 
 
@@ -141,7 +144,7 @@ def full_resync(realm: str):
 def retry(realm: str):
     _detail_or_404(realm)
     object_type = request.form.get("object_type", "")
-    labels = dict(object_types())
+    labels = dict(all_object_types())
     if object_type not in labels:
         return _refuse(realm, f"Cannot retry {object_type!r}: choose one of {', '.join(labels)}.", 400)
     try:
@@ -153,6 +156,73 @@ def retry(realm: str):
     else:
         flash(f"A sync of {labels[object_type].lower()} is already queued.", "warning")
     return _after_action(realm)
+
+
+@bp.post("/companies/<realm>/object-types/<object_type>")
+def switch_object_type(realm: str, object_type: str):
+    """Switch one object type on or off for this company (``enabled=on|off``).
+
+    On: a sync of that type is queued, so it backfills (or catches up) by itself. Off: it
+    is left out of every run; its rows stay.
+    """
+    company = _detail_or_404(realm)
+    o = _object_or_none(company, object_type)
+    value = request.form.get("enabled", "")
+    if o is None:
+        return _refuse(realm, _unknown_type(object_type), 400)
+    if value not in ("on", "off"):
+        return _refuse(realm, f"Cannot switch {o.label.lower()} to {value!r}: send enabled=on or enabled=off.", 400)
+    name = o.label.lower()
+    if (value == "on") == o.enabled:
+        flash(f"Syncing {name} is already {value}.", "warning")
+        return _after_action(realm)
+    type_switches.set_enabled(realm, object_type, value == "on")
+    if value == "off":
+        flash(f"{o.label} switched off: no sync reads them any more. The {o.record_count:,} {name} stored are kept.",
+              "success")
+    elif company.summary.connection_state is ConnectionState.CONNECTED:
+        try:
+            sync_jobs.request_sync(realm, kind=sync_jobs.resume_kind(realm), trigger="operator",
+                                   object_type=object_type)
+        except sync_jobs.SyncRequestError as exc:  # disconnected meanwhile: the switch stands
+            flash(f"{o.label} switched on; no sync could be queued yet: {exc}", "warning")
+        else:
+            flash(f"{o.label} switched on: a sync of {name} is queued to bring them up to date.", "success")
+    else:
+        flash(f"{o.label} switched on: they sync once the company is connected again.", "success")
+    return _after_action(realm)
+
+
+@bp.route("/companies/<realm>/object-types/<object_type>/full-resync", methods=["GET", "POST"])
+def full_resync_object_type(realm: str, object_type: str):
+    """Re-download every record of one object type (after a confirmation, like the full resync)."""
+    company = _detail_or_404(realm)
+    o = _object_or_none(company, object_type)
+    if o is None:
+        return _refuse(realm, _unknown_type(object_type), 400)
+    if not o.enabled:
+        return _refuse(realm, f"{o.label} are switched off for this company: switch them on first.", 409)
+    if not _confirmed():
+        return _confirmation(company, "object_type_full_resync", target=o)
+    try:
+        _run, created = sync_jobs.request_sync(realm, kind=RunKind.FULL_RESYNC, trigger="operator",
+                                               object_type=object_type)
+    except sync_jobs.SyncRequestError as exc:
+        return _refuse(realm, str(exc), 409)
+    if created:
+        flash(f"Full resync of {o.label.lower()} queued.", "success")
+    else:
+        flash(f"A sync of this company is already queued or running: the full resync of {o.label.lower()} "
+              "is added to it.", "warning")
+    return _after_action(realm)
+
+
+def _object_or_none(company: CompanyDetail, object_type: str) -> Optional[ObjectStatus]:
+    return next((o for o in company.summary.objects if o.object_type == object_type), None)
+
+
+def _unknown_type(object_type: str) -> str:
+    return f"Unknown object type {object_type!r}: use one of {', '.join(name for name, _ in all_object_types())}."
 
 
 @bp.route("/companies/<realm>/disconnect", methods=["GET", "POST"])
@@ -187,14 +257,14 @@ def _confirmed() -> bool:
     return request.method == "POST" and request.form.get("confirm") == "yes"
 
 
-def _confirmation(company: CompanyDetail, action: str):
+def _confirmation(company: CompanyDetail, action: str, target: Optional[ObjectStatus] = None):
     """Show the confirmation step (the no-JavaScript path; htmx sends confirm=yes)."""
     # A submitted confirmation form without its box ticked is an error, not a first visit.
     error = None
     if request.method == "POST" and request.form.get("step") == "confirm":
         error = "Tick the box to confirm, or cancel."
-    return render_template("companies/confirm.html", company=company, action=action, error=error), \
-        400 if error else 200
+    return render_template("companies/confirm.html", company=company, action=action, target=target,
+                           error=error), 400 if error else 200
 
 
 def _after_action(realm: str):

@@ -10,6 +10,8 @@ from typing import Optional
 
 from markupsafe import Markup, escape
 
+from ..services.overview_models import STATE_COUNT_WORDS
+
 
 def relative_time(moment: datetime, now: datetime) -> str:
     """Return "3 min ago" / "in 2 h" style text, or a date once it is weeks away."""
@@ -63,7 +65,8 @@ def number_text(value: Optional[int]) -> str:
 CONNECTION_LABELS = {"connected": "Connected", "reconnect_required": "Reconnect required",
                      "disconnected": "Disconnected"}
 CONNECTION_GLYPHS = {"connected": "●", "reconnect_required": "▲", "disconnected": "○"}
-OBJECT_GLYPHS = {"synced": "✓", "running": "↻", "queued": "…", "failed": "✕", "pending": "–"}
+OBJECT_GLYPHS = {"synced": "✓", "running": "↻", "queued": "…", "waiting": "…", "failed": "✕", "pending": "–",
+                 "off": "○"}
 
 
 def when_html(moment: Optional[datetime], now: datetime, empty: str = "—") -> Markup:
@@ -112,3 +115,30 @@ def _object_badge(state: str, label: Optional[str], state_label: str, percent: O
     prefix = f"{escape(label)}: " if label else ""
     return Markup(f'<span class="badge badge-{escape(state)}"><span aria-hidden="true">{OBJECT_GLYPHS[state]}'
                   f'</span> {prefix}{escape(state_label)}{tail}</span>')
+
+
+def state_counts_text(summary) -> str:
+    """Return how many object types are in each state: "26 synced · 1 failed · 1 off"."""
+    return " · ".join(f"{n} {STATE_COUNT_WORDS[state]}" for state, n in summary.state_counts)
+
+
+def state_counts_html(summary) -> Markup:
+    """Return a company's object types counted by state, as badges; the failed ones named in a title."""
+    failed = ", ".join(o.label for o in summary.failed_objects)
+    parity = ", ".join(o.label for o in summary.parity_failures)
+    items = [_count_badge(state, n, f"Failed: {failed}" if state == "failed" else None)
+             for state, n in summary.state_counts]
+    if parity:
+        items.append(_count_badge("parity", len(summary.parity_failures), f"Out of parity: {parity}"))
+    return Markup('<ul class="badges">') + Markup("").join(Markup("<li>") + i + Markup("</li>") for i in items) \
+        + Markup("</ul>")
+
+
+@lru_cache(maxsize=512)
+def _count_badge(state: str, n: int, title: Optional[str]) -> Markup:
+    css = "failed" if state == "parity" else state
+    words = "out of parity" if state == "parity" else STATE_COUNT_WORDS[state]
+    glyph = OBJECT_GLYPHS.get(css, "!")
+    title_attr = f' title="{escape(title)}"' if title else ""
+    return Markup(f'<span class="badge badge-{escape(css)}"{title_attr}><span aria-hidden="true">{glyph}</span> '
+                  f'{n} {escape(words)}</span>')

@@ -28,11 +28,14 @@ def sync_state(realm: str, object_type: str, status: SyncStatus, **columns: Any)
     db.session.commit()
 
 
-def healthy(realm: str, at: Optional[datetime] = None) -> None:
+def healthy(realm: str, at: Optional[datetime] = None, records: Optional[dict[str, int]] = None,
+            types: tuple[str, ...] = ("customer", "invoice")) -> None:
+    """Write synced states for ``types``; ``records``: records stored per type (``records_synced``)."""
     at = at or utcnow() - timedelta(minutes=2)
-    for object_type in ("customer", "invoice"):
+    for object_type in types:
         sync_state(realm, object_type, SyncStatus.SUCCEEDED, is_initial_backfill_completed=True,
-                   last_attempt_time=at, last_successful_sync_time=at)
+                   last_attempt_time=at, last_successful_sync_time=at,
+                   records_synced=(records or {}).get(object_type, 0))
 
 
 def run(realm: str, kind: RunKind = RunKind.INCREMENTAL, status: RunStatus = RunStatus.SUCCEEDED,

@@ -110,13 +110,13 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     page.goto(f"{live_app}/companies/{realm}")
     page.evaluate("window.__notReloaded = true")
     status = page.locator("#company-status")
-    expect(status.locator(".object-synced")).to_have_count(2)
+    expect(status.locator("tr.object-synced")).to_have_count(2)
     expect(status).not_to_have_attribute("hx-trigger", "every 2s")  # polling stopped by itself
     assert page.evaluate("window.__notReloaded") is True
     expect(page.locator("#company-runs")).to_contain_text("Backfill")
     expect(page.locator("#company-runs")).to_contain_text("Succeeded")
     customers = len(simulator.sim.records(realm, "Customer", include_inactive=True))
-    expect(status.locator("article", has_text="Customers")).to_contain_text(f"{customers:,}")
+    expect(status.locator("#object-customer td.num")).to_have_text(f"{customers:,}")
     page.screenshot(path=str(ARTIFACTS / "company-synced.png"), full_page=True)
 
     # Resync: the flash comes back out of band, the run shows up and succeeds.
@@ -128,7 +128,7 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     # A failure in QuickBooks shows as FAILED with its message...
     simulator.sim.inject_fault("500", realm=realm, count=1000)
     status.get_by_role("button", name="Resync now").click()
-    failed = status.locator("article.object-failed")
+    failed = status.locator("tr.object-failed")
     expect(failed.first).to_be_visible(timeout=90_000)
     expect(failed.first.locator(".error-box")).to_contain_text("Failed")
     page.screenshot(path=str(ARTIFACTS / "company-failed.png"), full_page=True)
@@ -137,8 +137,25 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     simulator.sim.clear_faults()
     failed.first.get_by_role("button", name=re.compile(r"^Retry ")).click()
     expect(page.locator("#flashes")).to_contain_text("queued")
-    expect(status.locator("article.object-failed")).to_have_count(0, timeout=90_000)
-    expect(status.locator(".object-synced")).to_have_count(2)
+    expect(status.locator("tr.object-failed")).to_have_count(0, timeout=90_000)
+    expect(status.locator("tr.object-synced")).to_have_count(2)
+
+    # Switch invoices off: the row says Off, its records stay; no sync reads them.
+    invoices = status.locator("#object-invoice")
+    stored = invoices.locator("td.num").inner_text()
+    invoices.get_by_role("switch", name="Sync invoices").click()
+    expect(page.locator("#flashes")).to_contain_text("Invoices switched off")
+    expect(invoices).to_have_class(re.compile(r"\bobject-off\b"))
+    expect(invoices.get_by_role("switch", name="Sync invoices")).to_have_attribute("aria-checked", "false")
+    expect(invoices.locator("td.num")).to_have_text(stored)
+    # ...and on again: a sync of invoices alone is queued and brings them up to date.
+    invoices.get_by_role("switch", name="Sync invoices").click()
+    expect(page.locator("#flashes")).to_contain_text("a sync of invoices is queued")
+    expect(invoices.get_by_role("switch", name="Sync invoices")).to_have_attribute("aria-checked", "true")
+    expect(page.locator("#company-runs tbody tr").first).to_contain_text("Incremental · invoices")
+    expect(page.locator("#company-runs tbody tr").first).to_contain_text("Succeeded", timeout=90_000)
+    expect(invoices).to_have_class(re.compile(r"\bobject-synced\b"))
+    page.screenshot(path=str(ARTIFACTS / "company-switched.png"), full_page=True)
 
     # The companies page shows the healthy company; the search form works with htmx.
     page.get_by_role("link", name="Companies").first.click()
@@ -147,7 +164,7 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     expect(page.locator("#companies-list")).to_contain_text("No companies match")
     expect(page).to_have_url(re.compile(r"q=no-such-company"))  # hx-push-url
     page.get_by_label("Search by name or realm").fill(realm)
-    expect(page.locator("#companies-list")).to_contain_text("Synced")
+    expect(page.locator("#companies-list")).to_contain_text("2 synced")
     page.screenshot(path=str(ARTIFACTS / "companies.png"), full_page=True)
 
     # htmx worked under a CSP without 'unsafe-inline': nothing was refused on the way.

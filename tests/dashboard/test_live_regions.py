@@ -31,10 +31,10 @@ def test_company_page_announces_a_summary_of_states_not_the_polled_component(sig
     summary = re.search(r'<p id="company-status-summary" ([^>]*)>([^<]*)</p>', html)
     assert 'role="status" aria-live="polite" data-live-summary' in summary.group(1)
     # States only: the progress (25%) changes on every poll and is not announced.
-    assert summary.group(2).strip() == "Sync status: Connected. Customers: Running. Invoices: Queued."
+    assert summary.group(2).strip() == "Sync status: Connected. Customers: Running. Invoices: Waiting for customers."
     poll = signed_in.get("/companies/100/status", headers={**HX, "HX-Target": "company-status"}).get_data(as_text=True)
     assert ('<p id="company-status-summary" hx-swap-oob="innerHTML">'
-            "Sync status: Connected. Customers: Running. Invoices: Queued.") in re.sub(r"\s+", " ", poll)
+            "Sync status: Connected. Customers: Running. Invoices: Waiting for customers.") in re.sub(r"\s+", " ", poll)
 
 
 def test_companies_page_live_region_holds_only_the_counts(signed_in, app):
@@ -116,7 +116,7 @@ def test_polls_leave_live_regions_alone_until_a_state_changes(app, served, brows
         _progress(app, "100", synced)
         expect(page.locator("#company-status")).to_contain_text(f"{synced} of 100 records")
     assert page.evaluate("window.__mutations") == 0
-    expect(summary).to_have_text("Sync status: Connected. Customers: Running. Invoices: Queued.")
+    expect(summary).to_have_text("Sync status: Connected. Customers: Running. Invoices: Waiting for customers.")
     # A change of state is announced.
     with app.app_context():
         db.session.execute(update(SyncState).values(status=SyncStatus.SUCCEEDED, is_initial_backfill_completed=True,

@@ -47,27 +47,30 @@ def test_object_types_in_words(labels, words):
     assert in_words(list(labels)) == words
 
 
-def test_a_spec_registered_later_gets_its_card_count_badge_history_and_retry(signed_in, app, widget):
+def test_a_spec_registered_later_gets_its_row_count_summary_history_and_retry(signed_in, app, widget):
     with app.app_context():
         make.company("100", "Acme")
         make.healthy("100")
-        make.sync_state("100", "widget", SyncStatus.FAILED, error_message="widgets broke", attempts=2)
+        make.sync_state("100", "widget", SyncStatus.FAILED, error_message="widgets broke", attempts=2,
+                        records_synced=3)
         db.session.add_all([widget(company_source_id="100", source_id=str(i), sync_token=0, raw_data={},
                                    is_deleted=False) for i in range(3)])
         db.session.commit()
         make.run("100", object_type="widget", status=RunStatus.FAILED)
 
     page = text(signed_in.get("/companies/100"))
-    card = re.search(r'<article class="object object-failed" aria-labelledby="object-widget">.*?</article>', page,
-                     re.S)
-    assert card and '<h2 id="object-widget">Widgets</h2>' in card.group(0)
-    assert "<dt>Records stored</dt><dd>3</dd>" in card.group(0) and "widgets broke" in card.group(0)
-    assert 'name="object_type" value="widget"' in card.group(0) and "Retry widgets" in card.group(0)
+    # Its spec declares no group: it is listed under "Other types", after the declared groups.
+    group = re.search(r'<section class="object-group" aria-labelledby="group-other">.*?</section>', page, re.S)
+    assert group and '<h2 id="group-other">Other types</h2>' in group.group(0)
+    assert page.index('id="group-other"') > page.index('id="group-banking"')
+    row = re.search(r'<tr id="object-widget" class="object object-failed">.*?</tr>', group.group(0), re.S)
+    assert row and '<th scope="row">Widgets</th>' in row.group(0)
+    assert '<td class="num">3</td>' in row.group(0) and "widgets broke" in row.group(0)
+    assert 'name="object_type" value="widget"' in row.group(0) and "Retry widgets" in row.group(0)
     assert "Incremental · widgets" in page  # the run history names it too
 
     listing = text(signed_in.get("/"))
-    assert "Widgets: Failed" in listing and "Widgets: widgets broke" in listing
-    assert '<span class="block">3 <span class="muted">widgets</span></span>' in listing
+    assert 'title="Failed: Widgets"' in listing and "Widgets: widgets broke" in listing
 
     retried = signed_in.post("/companies/100/retry", data={"object_type": "widget"},
                              headers={**HX, "X-CSRFToken": signed_in.csrf})

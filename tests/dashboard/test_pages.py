@@ -53,8 +53,7 @@ def test_companies_page_shows_each_state_with_failures_first(signed_in, app):
     now = utcnow()
     with app.app_context():
         make.company("100", "Alpha Healthy")
-        make.healthy("100", at=now - timedelta(minutes=3))
-        make.records("100", customers=3, invoices=2, deleted_invoices=1)
+        make.healthy("100", at=now - timedelta(minutes=3), records={"customer": 3, "invoice": 2})
         make.company("200", "Bravo Failing")
         make.sync_state("200", "customer", SyncStatus.SUCCEEDED, last_successful_sync_time=now)
         make.sync_state("200", "invoice", SyncStatus.FAILED, error_message="QuickBooks said 500: internal",
@@ -68,11 +67,15 @@ def test_companies_page_shows_each_state_with_failures_first(signed_in, app):
     assert response.headers["Referrer-Policy"] == "same-origin"
     # Companies needing attention first, then by name.
     assert rows(html) == ["Bravo Failing", "Charlie Reconnect", "Alpha Healthy", "Delta Gone"]
-    assert "Customers: Synced" in html and "Invoices: Failed" in html
+    # Object types counted by state (the 26 the test settings leave off counted too), the
+    # failed one named with its message; the records stored are the sync states' counts.
+    cells = status_cells(html)
+    assert cells["Alpha Healthy"] == "✓ 2 synced ○ 26 off"
+    assert cells["Bravo Failing"].startswith("✕ 1 failed ✓ 1 synced ○ 26 off")
+    assert 'title="Failed: Invoices"' in html
     assert "Invoices: QuickBooks said 500: internal" in html
     assert "Reconnect required" in html and "Disconnected" in html
-    assert '<span class="block">3 <span class="muted">customers</span>' in html
-    assert '<span class="block">2 <span class="muted">invoices</span>' in html  # the deleted one not counted
+    assert record_cells(html)["Alpha Healthy"] == "5"
     assert "3 min ago" in html and "in 4 min" in html
     assert "After the backfill" in html  # Bravo's backfill never completed
     assert "Paused" not in html and "Not scheduled" not in html  # nothing for companies not connected
@@ -91,7 +94,7 @@ def test_companies_page_polls_only_while_something_is_busy(signed_in, app):
     with app.app_context():
         make.run("100", status=RunStatus.QUEUED)
     html = text(signed_in.get("/"))
-    assert 'hx-get="/" hx-trigger="every 2s"' in html and "Customers: Queued" in html
+    assert 'hx-get="/" hx-trigger="every 2s"' in html and status_cells(html)["Alpha"] == "… 2 queued ○ 26 off"
 
 
 @pytest.mark.parametrize("state, expected", [
@@ -197,7 +200,7 @@ def test_company_page_connected_and_healthy(signed_in, app):
                  finished_at=now - timedelta(hours=1) + timedelta(seconds=95), records_written=12, pages=3)
     html = text(signed_in.get("/companies/100"))
     assert "<h1>Alpha</h1>" in html and "Realm 100" in html
-    assert html.count("Synced</span>") == 2 and "Complete" in html
+    assert html.count("Synced</span>") == 2 and html.count("Off</span>") == 26
     assert "Resync now" in html and "Full resync…" in html and "Disconnect…" in html
     assert "Retry" not in html and "every 2s" not in html
     # Connection details, never the tokens themselves.
@@ -225,7 +228,7 @@ def test_company_page_backfill_running_shows_progress_and_polls(signed_in, app):
     assert '<progress value="250" max="1000"' in html
     assert "250 of 1,000 records (25%)" in html
     assert "about 3 min" in html  # 250/min, 750 left
-    assert "Running 25%" in html and "Invoices" in html and "Queued" in html
+    assert "Running 25%" in html and "Waiting for customers</span>" in html
     assert 'hx-get="/companies/100/status" hx-trigger="every 2s"' in html
 
 
@@ -327,6 +330,21 @@ def test_counts_match_what_each_filter_lists(signed_in, app, query, expected):
     assert rows(html) == expected
     assert f"Showing 1–{len(expected)} of {len(expected)}" in html
     assert "4 companies" in html and "2 with a failed sync" in html
+
+
+def _cells(html: str, pattern: str) -> dict[str, str]:
+    found = re.findall(r'<a href="/companies/[^"]+">([^<]+)</a>' + pattern, html, re.S)
+    return {name: " ".join(re.sub(r"<[^>]+>", " ", cell).split()) for name, cell in found}
+
+
+def status_cells(html: str) -> dict[str, str]:
+    """Company name -> the text of its "Sync status" cell's badges."""
+    return _cells(html, r'.*?<ul class="badges">(.*?)</ul>')
+
+
+def record_cells(html: str) -> dict[str, str]:
+    """Company name -> the text of its "Records" cell."""
+    return _cells(html, r'.*?<td class="num">([^<]*)</td>')
 
 
 def next_sync_cells(html: str) -> dict[str, str]:

@@ -83,3 +83,47 @@ def test_company_page_query_count_does_not_grow_with_history(app, signed_in):
         db.session.remove()
     many = _queries_for_page(app, signed_in, "/companies/100")
     assert len(few) == len(many) <= 7, "\n\n".join(many)
+
+
+def test_statements_per_page_do_not_grow_with_the_object_types_switched_on(app, signed_in):
+    """2 types or all 28: the same statements (records stored come from sync_state, not a COUNT per table)."""
+    from sqlalchemy import update
+
+    from dashboard.extensions import db
+    from dashboard.models import RunStatus, SyncState
+    from dashboard.sync import specs
+
+    with app.app_context():
+        make.company("100", "Alpha")
+        make.healthy("100", types=tuple(specs.SPECS))
+        db.session.execute(update(SyncState).where(SyncState.object_type.not_in(["customer", "invoice"]))
+                           .values(enabled=False))
+        db.session.commit()
+        make.run("100", status=RunStatus.RUNNING)  # every type's "Waiting for" is worked out
+        db.session.remove()
+    urls = ("/", "/companies/100", "/companies/100/status")
+    headers = {"/companies/100/status": {"HX-Request": "true", "HX-Target": "company-status"}}
+
+    def measure() -> dict[str, list[str]]:
+        with app.app_context():
+            engine = db.engine
+        found = {}
+        for url in urls:
+            with counting_queries(engine) as statements:
+                assert signed_in.get(url, headers=headers.get(url, {})).status_code == 200
+            found[url] = statements
+        return found
+
+    two = measure()
+    assert "2 queued" in signed_in.get("/").get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(update(SyncState).values(enabled=True))
+        db.session.commit()
+        db.session.remove()
+    all_types = measure()
+    assert "28 queued" in signed_in.get("/").get_data(as_text=True)
+    html = signed_in.get("/companies/100").get_data(as_text=True)
+    assert html.count('aria-checked="true"') == 28
+    for url in urls:
+        assert len(two[url]) == len(all_types[url]), (url, "\n\n".join(all_types[url]))
+    assert len(all_types["/"]) <= 5 and len(all_types["/companies/100"]) <= 6, all_types

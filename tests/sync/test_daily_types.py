@@ -29,7 +29,6 @@ def _requests(sim, realm: str) -> list[str]:
 def test_small_tax_lists_are_read_whole_once_a_day(qbo_app, sandbox_server):
     sim = sandbox_server.sim
     realm = generate(sim, seed=71, customers=5, invoices=5)
-    sim.add_entity("TaxCode", has_active=True)
     for i in range(3):
         sim.create_record(realm, "TaxCode", Name=f"Code {i}", Taxable=i % 2 == 0)
     connect(sim, realm)
@@ -57,7 +56,6 @@ def test_small_tax_lists_are_read_whole_once_a_day(qbo_app, sandbox_server):
 def test_time_activities_are_queried_by_timestamp_daily_and_read_whole_monthly(qbo_app, sandbox_server):
     sim = sandbox_server.sim
     realm = generate(sim, seed=72, customers=5, invoices=5)
-    sim.add_entity("TimeActivity")
     for i in range(4):
         sim.create_record(realm, "TimeActivity", NameOf="Employee", Hours=i, Minutes=30, TxnDate="2026-11-02")
     connect(sim, realm)
@@ -73,7 +71,12 @@ def test_time_activities_are_queried_by_timestamp_daily_and_read_whole_monthly(q
     table = Base.metadata.tables["time_activity"]
     assert sorted(db.session.execute(select(table.c.hours)).scalars()) == [0, 1, 2, 3, 8]
 
+    # A delete leaves no timestamp: the monthly whole read finds it.
+    gone = sim.records(realm, "TimeActivity")[0]["Id"]
+    sim.delete_record(realm, "TimeActivity", gone)
     _age(realm, "time_activity", last_successful_sync_time=timedelta(days=1, seconds=1),
          backfill_started_at=timedelta(days=30, seconds=1))
     assert run_now(realm).paths["time_activity"] == "reconcile"
+    deleted = db.session.execute(select(table.c.source_id).where(table.c.is_deleted)).scalars().all()
+    assert deleted == [str(gone)]
     assert run_now(realm).paths["time_activity"] == "fresh"

@@ -81,11 +81,13 @@ def test_a_registered_type_is_listed_ordered_and_synced(widget_type, sandbox_ser
 def test_a_registered_type_is_shown_on_the_dashboard(widget_type, sandbox_server, db_session, signed_in):
     realm, _customers = _company_with_widgets(sandbox_server.sim)
     run_now(realm)
-    # A card on the company page, a count on the companies page.
+    # A row with its records stored on the company page, counted among the synced types on the companies page.
     company_page = signed_in.get(f"/companies/{realm}").get_data(as_text=True)
-    assert 'id="object-widget"' in company_page and ">Widgets<" in company_page
+    assert re.search(r'<tr id="object-widget" class="object object-synced">\s*<th scope="row">Widgets</th>'
+                     r'.*?<td class="num">5</td>', company_page, re.S), company_page
     companies_page = signed_in.get("/").get_data(as_text=True)
-    assert re.search(r'5 <span class="muted">widgets</span>', companies_page), companies_page
+    assert re.search(r'<span class="badge badge-synced"><span aria-hidden="true">✓</span> 3 synced</span>',
+                     companies_page), companies_page
 
 
 def test_a_type_with_bad_data_fails_alone_and_the_independent_types_go_on(widget_type, sandbox_server):
