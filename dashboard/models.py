@@ -265,6 +265,9 @@ class SyncState(TimestampMixin, Base):
         # index holds only the few failed states, so that costs nothing with many companies.
         Index("ix_sync_state_failed", "company_source_id",
               postgresql_where=text("status = 'FAILED'"), sqlite_where=text("status = 'FAILED'")),
+        # Likewise for parity failures (drifting in 2 checks in a row, sync.parity.FAILURE_STREAK).
+        Index("ix_sync_state_parity_failed", "company_source_id",
+              postgresql_where=text("parity_drifts >= 2"), sqlite_where=text("parity_drifts >= 2")),
     )
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)

@@ -19,7 +19,7 @@ from sqlalchemy import Select, and_, distinct, func, literal, not_, or_, select,
 
 from ..extensions import db
 from ..models import COMPANY_NAME_ORDER, Company, ConnectionState, RunStatus, SyncRun, SyncState, SyncStatus
-from ..sync import specs
+from ..sync import parity as parity_rules, specs
 from . import type_switches
 from .overview_models import (
     ATTENTION_ONLY_FILTERS, FAILING, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary, ObjectStatus,
@@ -39,9 +39,13 @@ _STATE_COLUMNS = (SyncState.company_source_id, SyncState.object_type, SyncState.
                   SyncState.last_failed_at, SyncState.enabled, SyncState.parity_checked_at,
                   SyncState.parity_source_count, SyncState.parity_local_count, SyncState.parity_drifts)
 
-# A failed sync of a type an operator switched off needs no attention: nothing syncs it.
-# (The condition keeps the partial index ix_sync_state_failed usable: status is in it.)
-_FAILED = and_(SyncState.status == SyncStatus.FAILED, SyncState.enabled.is_(True))
+# A type fails by its sync failing or by drifting from QuickBooks' count in two parity
+# checks in a row; either needs attention (the "failing" filter, first in the list). A
+# failure of a type an operator switched off needs none: nothing syncs or checks it.
+# (Each arm repeats a partial index's condition, ix_sync_state_failed and
+# ix_sync_state_parity_failed, so PostgreSQL reads both small indexes, not sync_state.)
+_FAILED = or_(and_(SyncState.status == SyncStatus.FAILED, SyncState.enabled.is_(True)),
+              and_(SyncState.parity_drifts >= parity_rules.FAILURE_STREAK, SyncState.enabled.is_(True)))
 
 
 def _failed_realms() -> Select:
@@ -49,7 +53,7 @@ def _failed_realms() -> Select:
 
 
 def _has_failure(failed_realms=None):
-    """Whether the company has a failed sync.
+    """Whether the company has a failed sync or a parity failure (``_FAILED``).
 
     Written as ``IN (realms with a failure)`` rather than a correlated EXISTS: PostgreSQL
     reads the failed states once into a hash instead of probing sync_state per company,
@@ -62,7 +66,7 @@ def _has_failure(failed_realms=None):
 
 
 def _has_failure_probed():
-    """Whether the company has a failed sync, looked up in sync_state for this company alone.
+    """Whether the company has a failed sync or a parity failure, looked up for this company alone.
 
     One index lookup per company, cheaper than reading every failed state when only a
     page's worth of companies is looked at. A scalar subquery, because PostgreSQL would
@@ -237,7 +241,7 @@ def _summary(row, facts: _Facts, now: datetime) -> CompanySummary:
 def companies_page(query: CompaniesQuery, now: datetime) -> CompaniesPage:
     """Build one page of the companies list in five queries, whatever its size.
 
-    Companies that need attention (a failed sync, or reconnect required) come first.
+    Companies that need attention (a failed sync, a parity failure, or reconnect required) come first.
     """
     counts, matching = _counts(query)
     pages = max(1, math.ceil(matching / query.per_page))

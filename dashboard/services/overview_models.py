@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Optional, Sequence
 
 from ..models import ConnectionState, RunKind, RunStatus, SyncStatus
-from ..sync import objects as object_catalogue, specs
+from ..sync import objects as object_catalogue, parity as sync_parity, specs
 from . import type_switches
 
 PER_PAGE = 50
@@ -94,7 +94,7 @@ class Progress:
 
 # A parity check that found a drift this many times in a row is a failure, not a blip
 # (records changed between QuickBooks' count and ours).
-PARITY_FAILURE_DRIFTS = 2
+PARITY_FAILURE_DRIFTS = sync_parity.FAILURE_STREAK
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,9 @@ class CompanySummary:
 
     @property
     def needs_attention(self) -> bool:
-        return self.failing or self.connection_state is ConnectionState.RECONNECT_REQUIRED
+        """A failed sync, a parity failure or a lost connection: what the list puts first."""
+        return self.failing or bool(self.parity_failures) \
+            or self.connection_state is ConnectionState.RECONNECT_REQUIRED
 
     @property
     def enabled_objects(self) -> tuple[ObjectStatus, ...]:

@@ -14,7 +14,7 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import connections, sync_jobs, type_switches
+from ..services import connections, parity, sync_jobs, type_switches
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
     STATE_FILTERS, CompaniesQuery, CompanyDetail, ObjectStatus, OverviewError, all_object_types,
@@ -223,6 +223,25 @@ def _object_or_none(company: CompanyDetail, object_type: str) -> Optional[Object
 
 def _unknown_type(object_type: str) -> str:
     return f"Unknown object type {object_type!r}: use one of {', '.join(name for name, _ in all_object_types())}."
+
+
+@bp.post("/companies/<realm>/parity-check")
+def parity_check(realm: str):
+    """Ask for a parity check of every synced type: the company's next successful sync makes it.
+
+    A sync is queued for it, or the one already queued or running takes the request.
+    """
+    _detail_or_404(realm)
+    try:
+        _run, created = parity.request_check(realm)
+    except sync_jobs.SyncRequestError as exc:
+        return _refuse(realm, f"Cannot check parity: {exc}.", 409)
+    if created:
+        flash("Parity check queued: it runs after the next sync of this company.", "success")
+    else:
+        flash("Parity check requested: it runs when the sync already queued or running for this company ends.",
+              "success")
+    return _after_action(realm)
 
 
 @bp.route("/companies/<realm>/disconnect", methods=["GET", "POST"])

@@ -58,7 +58,7 @@ def state_cell(html: str, object_type: str) -> str:
 
 
 def parity_cell(html: str, object_type: str) -> str:
-    return words(re.search(r'<td class="parity[^"]*">(.*?)</td>', row(html, object_type), re.S).group(1))
+    return words(re.search(r'<td class="parity[^"]*"[^>]*>(.*?)</td>', row(html, object_type), re.S).group(1))
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -134,8 +134,17 @@ def test_not_synced_yet_and_each_parity_in_words(signed_in, app):
     assert state_cell(html, "customer") == "– Not synced yet"
     assert parity_cell(html, "customer") == "Not checked yet"
     assert parity_cell(html, "invoice") == "In parity checked 7 min ago"
-    assert parity_cell(html, "account") == "Drift: QuickBooks 120 · here 118 checking again, last 7 min ago"
-    assert parity_cell(html, "item") == "Parity failure: QuickBooks 30 · here 27 apart in 2 checks in a row, last 7 min ago"
+    # A drift points to its fix: the row's "Resync <type>" (described by the cell), and a
+    # link to the same full resync through its confirmation page.
+    assert parity_cell(html, "account") == ("Drift: QuickBooks 120 · here 118 checking again, last 7 min ago "
+                                            "Fix: resync accounts…")
+    assert parity_cell(html, "item") == ("Parity failure: QuickBooks 30 · here 27 apart in 2 checks in a row, "
+                                         "last 7 min ago Fix: resync items…")
+    for object_type in ("account", "item"):
+        assert (f'<a class="parity-fix block" href="/companies/100/object-types/{object_type}/full-resync">'
+                in row(html, object_type))
+        assert f'aria-describedby="parity-{object_type}">Resync {object_type}s…</button>' in row(html, object_type)
+    assert "parity-fix" not in row(html, "invoice") and "aria-describedby" not in row(html, "invoice")
     assert 'class="parity parity-failed"' in row(html, "item") and "text-failed" in row(html, "item")
     assert "text-failed" not in row(html, "account")
     # The list counts the parity failure next to the states.
@@ -170,7 +179,7 @@ def test_a_failure_of_a_switched_off_type_needs_no_attention(signed_in, app):
         make.healthy("100")
         make.sync_state("100", "bill", SyncStatus.FAILED, enabled=False, error_message="old failure")
     listing = text(signed_in.get("/"))
-    assert 'class="attention"' not in listing and "No failed syncs." in listing
+    assert 'class="attention"' not in listing and "No failed syncs, no parity failures." in listing
     assert "old failure" not in listing
     assert 'href="/companies/100"' not in text(signed_in.get("/?state=failing"))
     page = text(signed_in.get("/companies/100"))

@@ -46,3 +46,51 @@ def test_page_is_an_index_walk_not_a_sort_of_every_company(app, signed_in, url):
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement.replace("%", "%%")).scalars())
     assert "ix_company_name_order" in plan, plan
     assert "Seq Scan on company" not in plan, plan
+
+
+def _statements(app, client, url: str) -> list[str]:
+    from dashboard.extensions import db
+
+    seen: list[str] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append(cursor.mogrify(statement, parameters).decode())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return seen
+
+
+def test_failures_are_read_from_the_two_partial_indexes_not_every_sync_state(app, signed_in):
+    """A failed sync or a parity failure: the failing count and filter read only the small partial indexes."""
+    from sqlalchemy import update
+
+    from dashboard.extensions import db
+    from dashboard.models import SyncState
+
+    with app.app_context():
+        make.many_companies(2000)
+        db.session.execute(update(SyncState).where(SyncState.company_source_id.like("%13"),
+                                                   SyncState.object_type == "customer")
+                           .values(parity_source_count=2, parity_local_count=1, parity_drifts=2))
+        db.session.commit()
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE company, sync_state"))
+        db.session.remove()
+    html = signed_in.get("/?state=failing").get_data(as_text=True)
+    assert "with a failed sync or a parity failure" in html
+    plans = []
+    for statement in _statements(app, signed_in, "/?state=failing"):
+        if "parity_drifts >=" in statement:
+            with app.app_context(), db.engine.connect() as conn:
+                plans.append("\n".join(conn.exec_driver_sql("EXPLAIN " + statement.replace("%", "%%")).scalars()))
+    assert len(plans) == 2, plans  # the counts and the page
+    # The count of failing companies reads both partial indexes; nothing reads all of sync_state.
+    assert "ix_sync_state_failed" in plans[0] and "ix_sync_state_parity_failed" in plans[0], plans[0]
+    for plan in plans:
+        assert "Seq Scan on sync_state" not in plan, plan
