@@ -84,7 +84,40 @@ def page(live_app, consumer):
             browser.close()
 
 
-def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(page, live_app, simulator, operator):
+def _lose_a_customer(app, realm: str) -> None:
+    """Lose one stored customer behind the sync's back (as a lost write would): our count is one short.
+
+    Removed, not marked deleted: a row marked deleted stays deleted (Intuit never reuses an Id).
+    """
+    from sqlalchemy import delete, func, select
+
+    from dashboard.extensions import db
+    from dashboard.models import Customer
+
+    with app.app_context():
+        first = db.session.scalar(select(func.min(Customer.id)).where(Customer.company_source_id == realm))
+        db.session.execute(delete(Customer).where(Customer.id == first))
+        db.session.commit()
+        db.session.remove()
+
+
+def _parity_rows(app, realm: str) -> set[tuple]:
+    """The latest parity check of each type: (type, QuickBooks' count, ours)."""
+    from sqlalchemy import select
+
+    from dashboard.extensions import db
+    from dashboard.models import ParityCheck
+
+    with app.app_context():
+        rows = db.session.execute(select(ParityCheck.object_type, ParityCheck.source_count, ParityCheck.local_count)
+                                  .where(ParityCheck.company_source_id == realm)
+                                  .order_by(ParityCheck.checked_at, ParityCheck.id)).all()
+        db.session.remove()
+    return set({r.object_type: tuple(r) for r in rows}.values())
+
+
+def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(page, live_app, live_stack, simulator,
+                                                                              operator):
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -156,6 +189,34 @@ def test_operator_connects_watches_backfill_resyncs_sees_a_failure_and_retries(p
     expect(page.locator("#company-runs tbody tr").first).to_contain_text("Succeeded", timeout=90_000)
     expect(invoices).to_have_class(re.compile(r"\bobject-synced\b"))
     page.screenshot(path=str(ARTIFACTS / "company-switched.png"), full_page=True)
+
+    # Parity: one customer goes missing here (as if a write had been lost). Check parity
+    # now: the sync the button queues runs the check, and the drift shows with its fix.
+    _lose_a_customer(live_stack["app"], realm)
+    status.get_by_role("button", name="Check parity now").click()
+    expect(page.locator("#flashes")).to_contain_text("Parity check queued: it runs after the next sync of this company.")
+    latest = page.locator("#company-runs tbody tr").first
+    expect(latest).to_contain_text("parity, queued")
+    expect(latest).to_contain_text("Succeeded", timeout=90_000)
+    invoices_there = len(simulator.sim.records(realm, "Invoice"))
+    customer_parity = status.locator("#object-customer td.parity")
+    expect(customer_parity).to_contain_text(f"Drift: QuickBooks {customers:,} · here {customers - 1:,}")
+    expect(customer_parity.get_by_role("link", name="Fix: resync customers…")).to_be_visible()
+    expect(status.locator("#object-invoice td.parity")).to_contain_text("In parity")
+    assert _parity_rows(live_stack["app"], realm) == {("customer", customers, customers - 1),
+                                                      ("invoice", invoices_there, invoices_there)}
+    page.screenshot(path=str(ARTIFACTS / "company-drift.png"), full_page=True)
+    # The row's Resync customers (one click and the confirm dialog) re-downloads them, and
+    # the full resync checks again: in parity.
+    page.once("dialog", lambda dialog: dialog.accept())
+    status.locator("#object-customer").get_by_role("button", name="Resync customers…").click()
+    expect(page.locator("#flashes")).to_contain_text("Full resync of customers queued.")
+    expect(latest).to_contain_text("Full resync · customers")
+    expect(latest).to_contain_text("Succeeded", timeout=90_000)
+    for object_type in ("customer", "invoice"):
+        expect(status.locator(f"#object-{object_type} td.parity")).to_contain_text("In parity")
+    expect(customer_parity.get_by_role("link")).to_have_count(0)
+    assert ("customer", customers, customers) in _parity_rows(live_stack["app"], realm)
 
     # The companies page shows the healthy company; the search form works with htmx.
     page.get_by_role("link", name="Companies").first.click()
