@@ -64,6 +64,11 @@ def worker(workers: int, no_periodic: bool) -> None:
     run_consumer(current_app._get_current_object(), workers, periodic=not no_periodic)
 
 
+# The demo simulator's records of each type besides customers and invoices: enough for
+# every one of the 28 types to have rows (and links between them), started in seconds.
+DEMO_BREADTH = 10
+
+
 @click.command()
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -71,10 +76,14 @@ def worker(workers: int, no_periodic: bool) -> None:
 @click.option("--seed", default=1, show_default=True, type=int, help="Data generator seed.")
 @click.option("--customers", default=3000, show_default=True, type=int, help="Customers per company.")
 @click.option("--invoices", default=6000, show_default=True, type=int, help="Invoices per company.")
-def sandbox(host: str, port: int, seed: int, customers: int, invoices: int) -> None:
+@click.option("--breadth", default=DEMO_BREADTH, show_default=True, type=click.IntRange(min=0),
+              help="Records of each of the other 26 object types per company (0: customers and invoices only).")
+def sandbox(host: str, port: int, seed: int, customers: int, invoices: int, breadth: int) -> None:
     """Start the Intuit simulator (OAuth + Accounting API) with two demo companies.
 
-    It accepts this service's redirect URI and posts signed webhooks to this service.
+    Each company has customers, invoices and ``--breadth`` records of every other object
+    type, so a connected demo company shows data in all 28. It accepts this service's
+    redirect URI and posts signed webhooks to this service.
     """
     # Here, not at the top: the service never loads the simulator unless this command runs.
     from sandbox.serve import serve
@@ -83,7 +92,7 @@ def sandbox(host: str, port: int, seed: int, customers: int, invoices: int) -> N
     callback = urlsplit(settings.qbo_redirect_uri)
     redirect_uris = sorted({settings.qbo_redirect_uri, "http://localhost:3000/v1/oauth/callback/qbo",
                             "http://127.0.0.1:3000/v1/oauth/callback/qbo"})
-    serve(host, port, seed=seed, customers=customers, invoices=invoices, redirect_uris=redirect_uris,
+    serve(host, port, seed=seed, customers=customers, invoices=invoices, breadth=breadth, redirect_uris=redirect_uris,
           client_id=settings.qbo_client_id, client_secret=settings.qbo_client_secret,
           webhook_url=f"{callback.scheme}://{callback.netloc}/v1/webhooks/qbo",
           webhook_verifier=settings.qbo_webhook_verifier_token or None)
