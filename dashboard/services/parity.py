@@ -1,8 +1,8 @@
 """Parity checks: Intuit's COUNT(*) per object type against the rows we hold, recorded.
 
 A check covers every type the company syncs whose first backfill is complete. The counts
-go to Intuit as batch requests of up to 30 ``Query`` items, so a check costs one HTTP
-call per 30 types; an item Intuit refuses spoils only its own type ("could not check").
+go to Intuit as batch requests of up to 10 ``Query`` items, so a check costs one HTTP
+call per 10 types (3 for all 28); an item Intuit refuses spoils only its own type ("could not check").
 Each type gets a ``parity_check`` row and its ``sync_state`` parity columns:
 ``parity_drifts`` counts the drifting checks in a row, and two make a failure
 (``failure``). ``SyncState.status`` is left alone: the next sync would overwrite it.

@@ -224,7 +224,8 @@ def link_rows(company_source_id: str, touched: EntitySpec, *, sources: bool = Tr
         for source_col, fk_col, target_name in spec.links:
             if touched.name != target_name and not (sources and touched.name == spec.name):
                 continue
-            table, target = table_for(spec), table_for(SPECS[target_name])
+            # An alias, so a link to the same type (an account's parent) joins two rows.
+            table, target = table_for(spec), table_for(SPECS[target_name]).alias("target")
             result = db.session.execute(
                 update(table)
                 .where(table.c.company_source_id == company_source_id, table.c[fk_col].is_(None),
