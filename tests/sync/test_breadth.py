@@ -3,6 +3,8 @@ page, deletes, inactivations and a customer merge ends equal to the source, link
 an idle cycle then costs one call."""
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import and_, func, select
 
 from dashboard.extensions import db
@@ -48,13 +50,15 @@ def assert_every_type_equal_to_source(sim, realm: str) -> None:
 
 def test_every_type_backfills_through_changes_and_then_idles_at_one_call(qbo_app, sandbox_server):
     sim = sandbox_server.sim
-    # 1,100 items share one timestamp: a tie wider than a 1,000-record page.
-    realm = generate(sim, seed=81, customers=40, invoices=60, breadth=12, ties={"Item": 1100})
+    # 1,100 payments share one CreateTime: a tie wider than a 1,000-record page.
+    realm = generate(sim, seed=81, customers=40, invoices=60, breadth=12, ties={"Payment": 1100})
     connect(sim, realm)
     for name in SPECS:
         type_switches.set_enabled(realm, name, True)
     counts = sim.entity_counts(realm)
-    assert set(counts) == {spec.entity for spec in SPECS.values()} and counts["Item"] >= 1100
+    assert set(counts) == {spec.entity for spec in SPECS.values()} and counts["Payment"] >= 1100
+    created = Counter(p["MetaData"]["CreateTime"] for p in sim.records(realm, "Payment"))
+    assert created.most_common(1)[0][1] >= 1100
 
     changed = []
 
