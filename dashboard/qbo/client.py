@@ -7,6 +7,7 @@ Errors are logged with Intuit's ``intuit_tid``; tokens never are.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -26,8 +27,10 @@ from .ratelimit import LocalRateLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
 
-# Items per batch request: Intuit's limits page recommends at most 30 (its batch page still says 10).
-BATCH_MAX_ITEMS = 30
+# Items per batch request: Intuit's batch page says at most 10 (its limits page recommends
+# up to 30), and Intuit may count each item against the realm's 10 requests a second: a
+# batch of more would be refused (429) every time.
+BATCH_MAX_ITEMS = 10
 
 
 class QboClient:
@@ -57,19 +60,20 @@ class QboClient:
                           headers={"Content-Type": "application/text"})
 
     def batch_query(self, statements: Mapping[str, str]) -> dict[str, dict[str, Any] | SyncError]:
-        """Run up to 30 query statements in one batch request, keyed by their batch id.
+        """Run up to BATCH_MAX_ITEMS query statements in one batch request, keyed by their batch id.
 
         Each id maps to its ``QueryResponse`` or to the error of its own fault (an item
         Intuit did not answer is an IntuitServerError): a bad item spoils no other. The
         request as a whole is retried and raises like ``query``. One HTTP request, though
-        Intuit's per-realm limits count every item.
+        Intuit's per-realm limits count every item: it takes a slot of the limiter per item.
         """
         if not statements:
             return {}
         if len(statements) > BATCH_MAX_ITEMS:
             raise ValueError(f"A batch holds at most {BATCH_MAX_ITEMS} items, not {len(statements)}")
         payload = {"BatchItemRequest": [{"bId": bid, "Query": text} for bid, text in statements.items()]}
-        body = self._call("POST", "batch", data=orjson.dumps(payload), headers={"Content-Type": "application/json"})
+        body = self._call("POST", "batch", data=orjson.dumps(payload), headers={"Content-Type": "application/json"},
+                          weight=len(statements))
         answers = {str(item.get("bId")): item for item in body.get("BatchItemResponse") or []
                    if isinstance(item, dict)}
         results: dict[str, dict[str, Any] | SyncError] = {}
@@ -90,14 +94,14 @@ class QboClient:
 
     # -- transport ---------------------------------------------------------------
     def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
-              data: bytes | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+              data: bytes | None = None, headers: dict[str, str] | None = None, weight: int = 1) -> dict[str, Any]:
         url = f"{self.base_url}/v3/company/{self.realm}/{path}"
         params = {**(params or {}), "minorversion": MINOR_VERSION}
         token = self._get_token()
         refreshed = False
         attempt = 0
         while True:
-            error, body = self._send(method, url, params, data, headers, token)
+            error, body = self._send(method, url, params, data, headers, token, weight)
             if error is None:
                 return body
             if isinstance(error, TokenRejected) and not refreshed:
@@ -111,10 +115,17 @@ class QboClient:
                 raise error
             self._sleep(self.policy.wait(attempt, error.retry_after))
 
+    def _slots(self, weight: int) -> int:
+        """Return the limiter slots a request of ``weight`` takes: never more than the limits hold at once."""
+        limits = getattr(self.limiter, "limits", None)
+        return max(1, min(weight, limits.concurrent, limits.per_second)) if limits else 1
+
     def _send(self, method: str, url: str, params: dict[str, str], data: bytes | None,
-              headers: dict[str, str] | None, token: str) -> tuple[SyncError | None, Any]:
+              headers: dict[str, str] | None, token: str, weight: int = 1) -> tuple[SyncError | None, Any]:
         all_headers = {"Accept": "application/json", "Authorization": f"Bearer {token}", **(headers or {})}
-        with self.limiter.slot(self.realm):
+        with contextlib.ExitStack() as slots:
+            for _ in range(self._slots(weight)):
+                slots.enter_context(self.limiter.slot(self.realm))
             with self._lock:
                 self.requests_sent += 1
             try:

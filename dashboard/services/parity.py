@@ -1,8 +1,8 @@
 """Parity checks: Intuit's COUNT(*) per object type against the rows we hold, recorded.
 
 A check covers every type the company syncs whose first backfill is complete. The counts
-go to Intuit as batch requests of up to 30 ``Query`` items, so a check costs one HTTP
-call per 30 types; an item Intuit refuses spoils only its own type ("could not check").
+go to Intuit as batch requests of up to 10 ``Query`` items, so a check costs one HTTP
+call per 10 types (3 for all 28); an item Intuit refuses spoils only its own type ("could not check").
 Each type gets a ``parity_check`` row and its ``sync_state`` parity columns:
 ``parity_drifts`` counts the drifting checks in a row, and two make a failure
 (``failure``). ``SyncState.status`` is left alone: the next sync would overwrite it.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from ..extensions import db
 from ..locks import LockBusy, hold
@@ -30,9 +30,8 @@ from ..sync import parity as rules
 from ..sync.errors import RunCancelled, SyncError
 from ..sync.parity import Verdict
 from ..sync.specs import SPECS, EntitySpec, ordered
-from . import sync_jobs, type_switches
+from . import sync_jobs, sync_store, type_switches
 from .sync_client import build_client, option
-from .sync_store import table_for
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +46,6 @@ def checked_types(company_source_id: str) -> list[EntitySpec]:
         SyncState.company_source_id == company_source_id,
         SyncState.is_initial_backfill_completed.is_(True))).scalars())
     return [spec for spec in ordered(type_switches.enabled_types(company_source_id)) if spec.name in done]
-
-
-def local_count(spec: EntitySpec, company_source_id: str) -> int:
-    """Count the company's rows of this type that are not deleted (inactive name-list rows count)."""
-    table = table_for(spec)
-    return db.session.execute(select(func.count()).select_from(table).where(
-        table.c.company_source_id == company_source_id, table.c.is_deleted.is_(False))).scalar_one()
 
 
 def _source_counts(client: QboClient, specs: list[EntitySpec]) -> dict[str, int | str]:
@@ -96,7 +88,7 @@ def check_company(company_source_id: str, client: QboClient, clock: Clock = utcn
     verdicts = []
     for spec in specs:
         count = counts[spec.name]
-        local = local_count(spec, company_source_id)
+        local = sync_store.live_count(spec, company_source_id)
         if isinstance(count, int):
             verdicts.append(Verdict(spec.name, count, local))
         else:

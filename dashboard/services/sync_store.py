@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import orjson
-from sqlalchemy import Table, and_, case, column, or_, select, table as table_clause, update
+from sqlalchemy import Table, and_, case, column, func, or_, select, table as table_clause, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -224,7 +224,8 @@ def link_rows(company_source_id: str, touched: EntitySpec, *, sources: bool = Tr
         for source_col, fk_col, target_name in spec.links:
             if touched.name != target_name and not (sources and touched.name == spec.name):
                 continue
-            table, target = table_for(spec), table_for(SPECS[target_name])
+            # An alias, so a link to the same type (an account's parent) joins two rows.
+            table, target = table_for(spec), table_for(SPECS[target_name]).alias("target")
             result = db.session.execute(
                 update(table)
                 .where(table.c.company_source_id == company_source_id, table.c[fk_col].is_(None),
@@ -234,6 +235,13 @@ def link_rows(company_source_id: str, touched: EntitySpec, *, sources: bool = Tr
                 .values({fk_col: target.c.id, "updated_at": table.c.updated_at}))  # a link is not a fresh read
             linked += result.rowcount or 0
     return linked
+
+
+def live_count(spec: EntitySpec, company_source_id: str) -> int:
+    """Count the company's rows of this type that are not deleted (inactive name-list rows count)."""
+    table = table_for(spec)
+    return db.session.execute(select(func.count()).select_from(table).where(
+        table.c.company_source_id == company_source_id, table.c.is_deleted.is_(False))).scalar_one()
 
 
 def mark_deleted(spec: EntitySpec, company_source_id: str, deleted: Iterable[tuple[str, datetime]]) -> int:

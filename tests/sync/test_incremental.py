@@ -164,3 +164,18 @@ def test_clock_skew_loses_nothing(qbo_app, sandbox_server, skew):
     _mutate(sim, realm, f"skew{skew}b")
     run_now(realm)
     assert_equal_to_source(sim, realm)
+
+
+def test_records_stored_follow_creates_and_deletes_after_the_backfill(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=29, customers=10, invoices=12)
+    _backfill(sim, realm)
+    customer = sim.records(realm, "Customer")[0]
+    sim.create_invoice(realm, customer["Id"])
+    sim.create_invoice(realm, customer["Id"])
+    sim.delete_invoice(realm, sim.records(realm, "Invoice")[0]["Id"])
+    run_now(realm)
+    db.session.expire_all()
+    stored = db.session.execute(select(SyncState.records_synced).where(
+        SyncState.company_source_id == realm, SyncState.object_type == "invoice")).scalar_one()
+    assert stored == len(sim.records(realm, "Invoice")) == 13

@@ -157,10 +157,10 @@ def test_a_check_costs_one_batch_request_per_30_types(qbo_app, sandbox_server):
     parity.check_company(realm, client)
     stats = sim.stats(realm)
     assert client.requests_sent == 1 and stats["requests"] == 1 and dict(stats["by_kind"]) == {"batch": 1}
-    # Every registered type fits one batch; 31 statements would take two.
-    assert BATCH_MAX_ITEMS == 30
-    assert [len(c) for c in rules.chunks(ordered(), BATCH_MAX_ITEMS)] == [len(SPECS)] and len(SPECS) <= 30
-    assert [len(c) for c in rules.chunks(list(range(31)), BATCH_MAX_ITEMS)] == [30, 1]
+    # All 28 registered types take three batches of at most 10 items.
+    assert BATCH_MAX_ITEMS == 10
+    assert [len(c) for c in rules.chunks(ordered(), BATCH_MAX_ITEMS)] == [10, 10, len(SPECS) - 20]
+    assert [len(c) for c in rules.chunks(list(range(11)), BATCH_MAX_ITEMS)] == [10, 1]
 
 
 def test_checks_come_once_a_day_on_the_company_slot(qbo_app, sandbox_server):

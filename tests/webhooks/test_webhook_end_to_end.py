@@ -75,3 +75,44 @@ def test_a_change_in_quickbooks_reaches_the_database_within_seconds(live_app, co
     triggers = {run.trigger for run in db.session.scalars(select(SyncRun).where(SyncRun.company_source_id == realm))}
     assert triggers == {"connect", "webhook"}  # nothing polled: the scheduler is off
     assert_equal_to_source(sim, realm)
+
+
+@pytest.mark.parametrize("fmt", ["cloudevents", "legacy"])
+def test_a_journal_entry_and_a_customer_merge_arrive_by_webhook(live_app, consumer, sandbox, fmt):
+    from dashboard.models import Base, Customer
+    from dashboard.services import type_switches
+    from dashboard.services.sync_jobs import request_initial_sync
+
+    sim = sandbox.sim
+    realm = sim.realms()[0]
+    connect(sim, realm)
+    type_switches.set_enabled(realm, "journal_entry", True)
+    request_initial_sync(realm)
+    _wait_for(lambda: len(db.session.scalars(select(SyncState).where(
+        SyncState.company_source_id == realm, SyncState.is_initial_backfill_completed.is_(True))).all()) == 3,
+        60, "the initial backfill")
+
+    sim.configure_webhooks(f"{live_app}/v1/webhooks/qbo", VERIFIER, True, fmt)
+    # A two-word entity: CloudEvents spell it "qbo.journalentry.created.v1".
+    entry = sim.create_record(realm, "JournalEntry", DocNumber="JE-1", TxnDate="2026-12-01", TotalAmt="10.00")
+    journal = Base.metadata.tables["journal_entry"]
+    doc = _wait_for(lambda: db.session.execute(select(journal.c.doc_number).where(
+        journal.c.company_source_id == realm, journal.c.source_id == str(entry["Id"]))).scalar(), 15,
+        "the new journal entry")
+    assert doc == "JE-1"
+
+    merged = str(sim.records(realm, "Invoice")[0]["CustomerRef"]["value"])  # a customer with invoices
+    survivor = next(str(c["Id"]) for c in sim.records(realm, "Customer") if str(c["Id"]) != merged)
+    moved = [str(i["Id"]) for i in sim.records(realm, "Invoice") if i["CustomerRef"]["value"] == merged]
+    assert moved
+    sim.merge_customers(realm, survivor, merged)
+    gone = _wait_for(lambda: db.session.scalar(select(Customer).where(
+        Customer.company_source_id == realm, Customer.source_id == merged, Customer.is_deleted.is_(True))), 15,
+        "the merged-away customer to be marked")
+    assert gone.deleted_at is not None
+    # Its invoices now belong to the survivor, linked to its row.
+    survivor_row = db.session.scalar(select(Customer).where(Customer.company_source_id == realm,
+                                                            Customer.source_id == survivor))
+    _wait_for(lambda: all(db.session.scalar(select(Invoice.customer_id).where(
+        Invoice.company_source_id == realm, Invoice.source_id == i)) == survivor_row.id for i in moved), 15,
+        "the moved invoices to link to the survivor")
