@@ -258,7 +258,7 @@ class CompanySync:
                             state.backfill_last_source_id)
 
         def commit(rows: list[Row], new_cursor: ScanCursor, lines: list[str] | None = None) -> None:
-            self._write_page(spec, rows, lines)
+            self._write_page(spec, rows, lines, revive=True)
             state.last_sync_most_recent_source_created_at_time = new_cursor.time
             state.backfill_tie_offset = new_cursor.tie
             state.backfill_last_source_id = new_cursor.anchor
@@ -360,8 +360,9 @@ class CompanySync:
         return first
 
     # -- pages -----------------------------------------------------------------------
-    def _write_page(self, spec: EntitySpec, rows: list[Row], lines: list[str] | None = None) -> None:
-        sync_store.write_rows(spec, self.company, rows, lines)
+    def _write_page(self, spec: EntitySpec, rows: list[Row], lines: list[str] | None = None,
+                    revive: bool = False) -> None:
+        sync_store.write_rows(spec, self.company, rows, lines, revive)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + len(rows)
 
     def _report(self, spec: EntitySpec, done: int, total: int | None) -> None:

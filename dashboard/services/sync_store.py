@@ -48,8 +48,14 @@ def _newest(spec: EntitySpec, company_source_id: str, rows: Sequence[Row]) -> li
     return list(newest.values())
 
 
-def _on_conflict(stmt, table: Table, columns: Iterable[str], spec: EntitySpec, *, linked: bool):
-    """Add the newer-wins ON CONFLICT clause shared by both write paths."""
+def _on_conflict(stmt, table: Table, columns: Iterable[str], spec: EntitySpec, *, linked: bool,
+                 revive: bool = False):
+    """Add the newer-wins ON CONFLICT clause shared by both write paths.
+
+    ``revive``: a backfill read the record whole, so it exists, even if a row says it was
+    deleted (a tombstone sent in error, a merge): the row comes back. Other reads never
+    undo a delete.
+    """
     excluded = stmt.excluded
     set_: dict[str, Any] = {c: excluded[c] for c in columns if c not in _KEEP}
     for source_col, fk_col, _target in spec.links:
@@ -59,19 +65,21 @@ def _on_conflict(stmt, table: Table, columns: Iterable[str], spec: EntitySpec, *
         else:
             # A changed reference drops the old link; the link step sets the new one.
             set_[fk_col] = case((table.c[source_col] == excluded[source_col], table.c[fk_col]), else_=None)
+    newer = and_(table.c.is_deleted.is_(False),
+                 or_(table.c.sync_token.is_(None), excluded.sync_token > table.c.sync_token,
+                     and_(excluded.sync_token == table.c.sync_token,
+                          excluded.source_updated_at >= table.c.source_updated_at)))
     return stmt.on_conflict_do_update(
         index_elements=[table.c.company_source_id, table.c.source_id],
         set_=set_,
-        # Ids are never reused, so a deleted row stays deleted; an older read never wins.
-        where=and_(table.c.is_deleted.is_(False),
-                   or_(table.c.sync_token.is_(None), excluded.sync_token > table.c.sync_token,
-                       and_(excluded.sync_token == table.c.sync_token,
-                            excluded.source_updated_at >= table.c.source_updated_at))),
+        # Ids are never reused: a deleted row stays deleted (unless a backfill reads it
+        # whole); an older read never wins.
+        where=or_(newer, table.c.is_deleted.is_(True)) if revive else newer,
     )
 
 
 def upsert_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row],
-                lines: Sequence[str] | None = None) -> int:
+                lines: Sequence[str] | None = None, revive: bool = False) -> int:
     """Insert or update a page of rows; never go back to an older version.
 
     ``lines`` are the rows already rendered by ``copy_lines`` (off the writing thread);
@@ -81,20 +89,20 @@ def upsert_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row],
         return 0
     indexed = _newest(spec, company_source_id, rows)
     if _dialect() == "postgresql":
-        _copy_upsert(spec, company_source_id, indexed, lines)
+        _copy_upsert(spec, company_source_id, indexed, lines, revive)
         return len(indexed)
     values = [value for _, value in indexed]
     table = table_for(spec)
-    stmt = _on_conflict(sqlite.insert(table), table, values[0], spec, linked=False)
+    stmt = _on_conflict(sqlite.insert(table), table, values[0], spec, linked=False, revive=revive)
     # RETURNING lets SQLAlchemy 2.1 batch the executemany (insertmanyvalues).
     db.session.execute(stmt.returning(table.c.id), values).all()
     return len(values)
 
 
 def write_rows(spec: EntitySpec, company_source_id: str, rows: Sequence[Row],
-               lines: Sequence[str] | None = None) -> int:
+               lines: Sequence[str] | None = None, revive: bool = False) -> int:
     """Upsert a page and fill the links it makes possible (the caller commits both with its cursor)."""
-    written = upsert_rows(spec, company_source_id, rows, lines)
+    written = upsert_rows(spec, company_source_id, rows, lines, revive)
     # PostgreSQL's upsert linked the page's own references; late targets still need the UPDATE.
     link_rows(company_source_id, spec, sources=_dialect() != "postgresql")
     return written
@@ -160,7 +168,7 @@ def _stage_name(table: Table) -> str:
 
 
 def _copy_upsert(spec: EntitySpec, company_source_id: str, indexed: list[tuple[int, dict[str, Any]]],
-                 lines: Sequence[str] | None) -> None:
+                 lines: Sequence[str] | None, revive: bool) -> None:
     table = table_for(spec)
     columns = list(indexed[0][1])
     stage = _stage_name(table)
@@ -184,15 +192,15 @@ def _copy_upsert(spec: EntitySpec, company_source_id: str, indexed: list[tuple[i
         cursor.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN", buf)
     finally:
         cursor.close()
-    db.session.execute(_staged_insert(spec, tuple(columns)))
+    db.session.execute(_staged_insert(spec, tuple(columns), revive))
 
 
 _STAGED: dict[tuple[str, tuple[str, ...]], Any] = {}
 
 
-def _staged_insert(spec: EntitySpec, columns: tuple[str, ...]):
+def _staged_insert(spec: EntitySpec, columns: tuple[str, ...], revive: bool):
     """Build (once) ``INSERT INTO t SELECT stage… LEFT JOIN link targets ON CONFLICT …``."""
-    key = (spec.name, columns)
+    key = (spec.name, columns, revive)
     stmt = _STAGED.get(key)
     if stmt is not None:
         return stmt
@@ -208,7 +216,8 @@ def _staged_insert(spec: EntitySpec, columns: tuple[str, ...]):
         selected.append(target.c.id.label(fk_col))
         names.append(fk_col)
     query = select(*selected).select_from(source)
-    stmt = _on_conflict(postgresql.insert(table).from_select(names, query), table, names, spec, linked=True)
+    stmt = _on_conflict(postgresql.insert(table).from_select(names, query), table, names, spec, linked=True,
+                        revive=revive)
     _STAGED[key] = stmt
     return stmt
 

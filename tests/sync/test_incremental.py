@@ -179,3 +179,21 @@ def test_records_stored_follow_creates_and_deletes_after_the_backfill(qbo_app, s
     stored = db.session.execute(select(SyncState.records_synced).where(
         SyncState.company_source_id == realm, SyncState.object_type == "invoice")).scalar_one()
     assert stored == len(sim.records(realm, "Invoice")) == 13
+
+
+def test_a_full_resync_brings_back_a_row_deleted_in_error(qbo_app, sandbox_server):
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=30, customers=10, invoices=12)
+    _backfill(sim, realm)
+    # A tombstone sent in error (Intuit has been seen to flag a just-updated record Deleted).
+    victim = sim.records(realm, "Invoice")[3]["Id"]
+    db.session.execute(update(Invoice).where(Invoice.company_source_id == realm, Invoice.source_id == victim)
+                       .values(is_deleted=True, deleted_at=utcnow()))
+    db.session.commit()
+    run_now(realm)  # an incremental read never undoes a delete...
+    db.session.expire_all()
+    assert db.session.scalar(select(Invoice.is_deleted).where(Invoice.source_id == victim)) is True
+    run_now(realm, object_type="invoice", full=True)  # ...a full resync of the type does
+    assert_equal_to_source(sim, realm)
+    row = db.session.scalar(select(Invoice).where(Invoice.source_id == victim))
+    assert row.is_deleted is False and row.deleted_at is None
