@@ -64,9 +64,9 @@ def worker(workers: int, no_periodic: bool) -> None:
     run_consumer(current_app._get_current_object(), workers, periodic=not no_periodic)
 
 
-# The demo simulator's records of each type besides customers and invoices: enough for
-# every one of the 28 types to have rows (and links between them), started in seconds.
-DEMO_BREADTH = 10
+# The demo simulator's records of each type besides customers and invoices: a few thousand
+# across the 28 types (and links between them), generated in about a second.
+DEMO_BREADTH = 100
 
 
 @click.command()

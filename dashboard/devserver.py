@@ -17,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 DEMO_USER = "demo"
-DEMO_BREADTH = 10  # the simulator's records of each of the 26 types besides customers and invoices
 
 
 def _demo_password(path: Path) -> str:
@@ -57,9 +56,8 @@ def _prepare() -> tuple[str, Path]:
 def main() -> int:
     password, path = _prepare()
     children = {
-        # --breadth: records of every object type, so the demo company fills all 28 tables.
-        "simulator": subprocess.Popen([*FLASK, "sandbox", "--port", "3001", "--breadth", str(DEMO_BREADTH)],
-                                      cwd=ROOT),
+        # The sandbox command's default breadth fills all 28 tables of the demo companies.
+        "simulator": subprocess.Popen([*FLASK, "sandbox", "--port", "3001"], cwd=ROOT),
         "worker": subprocess.Popen([*FLASK, "worker", "--workers", "4"], cwd=ROOT),
         "web": subprocess.Popen([*FLASK, "run", "--host", "127.0.0.1", "--port", "3000", "--with-threads"],
                                 cwd=ROOT),

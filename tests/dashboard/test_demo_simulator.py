@@ -9,6 +9,8 @@ from pathlib import Path
 
 import requests
 
+from dashboard.cli import DEMO_BREADTH
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,10 +61,10 @@ def test_the_demo_simulator_has_records_of_every_object_type_by_default(tmp_path
     entities = {spec.entity for spec in specs.SPECS.values()}
     assert len(counts) == 2 and len(entities) == 28
     for company in counts:
-        # Every entity the service syncs has records, 10 (the default breadth) or more of each.
+        # Every entity the service syncs has records, the default breadth or more of each.
         assert {e for e, n in company.items() if n > 0} >= entities, company
         assert company["Customer"] == 5 and company["Invoice"] == 7
-        assert min(n for e, n in company.items() if e not in ("Customer", "Invoice")) >= 10, company
+        assert min(n for e, n in company.items() if e not in ("Customer", "Invoice")) >= DEMO_BREADTH, company
     assert "records of 26 other entities" in banner
 
 
