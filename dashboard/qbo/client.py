@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import orjson
 import requests
@@ -33,6 +34,26 @@ log = logging.getLogger(__name__)
 BATCH_MAX_ITEMS = 10
 
 
+@dataclass(frozen=True)
+class RequestEvent:
+    """One HTTP request to the Accounting API, as observers (budget, metrics) see it.
+
+    ``status`` is the HTTP status, 0 when no answer came (timeout, dropped connection);
+    ``items`` is how many reads it carried (a batch's items, else 1): every data read is
+    metered by Intuit, so observers count ``items`` metered calls.
+    """
+
+    realm: str
+    kind: str  # the endpoint: query, batch or cdc
+    status: int
+    seconds: float
+    items: int
+    intuit_tid: str | None
+
+
+RequestObserver = Callable[[RequestEvent], None]
+
+
 class QboClient:
     """Talk to one realm's Accounting API (thread-safe: pages may be fetched concurrently)."""
 
@@ -40,7 +61,7 @@ class QboClient:
                  refresh_token: Callable[[str], str], limiter: RateLimiter | None = None,
                  policy: RetryPolicy = RetryPolicy(retries=4, delay=0.5, backoff=2.0, max_wait=30.0),
                  timeout: tuple[float, float] = (5.0, 60.0), session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, observers: Sequence[RequestObserver] = ()) -> None:
         self.base_url = base_url.rstrip("/")
         self.realm = realm
         self._get_token = get_token
@@ -52,6 +73,7 @@ class QboClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.requests_sent = 0
+        self._observers = tuple(observers)
 
     # -- API -------------------------------------------------------------------
     def query(self, statement: str) -> dict[str, Any]:
@@ -128,13 +150,17 @@ class QboClient:
                 slots.enter_context(self.limiter.slot(self.realm))
             with self._lock:
                 self.requests_sent += 1
+            started = time.perf_counter()
             try:
                 response = self.session.request(method, url, params=params, data=data, headers=all_headers,
                                                 timeout=self.timeout)
             except requests.Timeout:
+                self._notify(url, 0, started, weight, None)
                 return IntuitServerError(f"Intuit did not answer within {self.timeout[1]:.0f} s"), None
             except requests.ConnectionError as exc:
+                self._notify(url, 0, started, weight, None)
                 return IntuitServerError(f"Could not reach Intuit at {self.base_url}: {type(exc).__name__}"), None
+        self._notify(url, response.status_code, started, weight, response.headers.get("intuit_tid"))
         if not 200 <= response.status_code < 300:  # a page's text is only decoded when it is a fault
             return classify(response.status_code, response.text, response.headers), None
         try:
@@ -152,6 +178,18 @@ class QboClient:
             fault = classify(400, response.text, response.headers)
             return fault, None
         return None, body
+
+    def _notify(self, url: str, status: int, started: float, items: int, intuit_tid: str | None) -> None:
+        """Tell every observer about one request; an observer's fault never fails a sync."""
+        if not self._observers:
+            return
+        event = RequestEvent(self.realm, url.rsplit("/", 1)[-1], status, time.perf_counter() - started, items,
+                             intuit_tid)
+        for observe in self._observers:
+            try:
+                observe(event)
+            except Exception:  # noqa: BLE001 - counting must not break the sync it counts
+                log.exception("A request observer failed for realm %s", self.realm)
 
     def _log_error(self, method: str, path: str, error: SyncError, attempt: int) -> None:
         log.warning("QBO %s %s for realm %s failed (attempt %d, %s, intuit_tid=%s): %s",

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from flask import current_app
 
-from ..qbo.client import QboClient
+from ..qbo.client import QboClient, RequestObserver
 from ..redis_client import redis_client
 from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from ..sync.policy import RetryPolicy
@@ -74,6 +74,11 @@ class VaultTokens:
             return getattr(token_service, name)(self.realm, *args)
 
 
+def request_observers() -> tuple[RequestObserver, ...]:
+    """Who hears of every request to Intuit (each observer must be cheap and never raise on purpose)."""
+    return ()
+
+
 def build_client(realm: str) -> QboClient:
     """Return a client for ``realm`` with the configured base URL, limits and retry policy."""
     settings = current_app.config["SETTINGS"]
@@ -82,4 +87,4 @@ def build_client(realm: str) -> QboClient:
     policy = RetryPolicy(retries=option("QBO_HTTP_RETRIES", int), delay=option("QBO_HTTP_RETRY_DELAY"),
                          backoff=2.0, max_wait=option("QBO_HTTP_MAX_WAIT"))
     return QboClient(settings.qbo_api_base_url, realm, tokens.get, tokens.refresh, limiter=rate_limiter(),
-                     policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT")))
+                     policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT")), observers=request_observers())

@@ -169,7 +169,7 @@ class CompanySync:
             state.backfill_started_at is None or now - state.backfill_started_at >= policy.RECONCILE_EVERY))
         if whole:
             self.summary.paths[spec.name] = policy.RECONCILE
-            first = self._reconcile(spec, ahead=spec.refresh != DAILY_READ)
+            first = self._reconcile(spec, ahead=False)  # a daily read is small: one page, then the next if full
             state.backfill_started_at = now
         else:
             self.summary.paths[spec.name] = policy.TIMESTAMP
