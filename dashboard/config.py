@@ -61,6 +61,12 @@ TUNING: dict[str, tuple[float, type, float]] = {
     # PostgreSQL ends a token refresher idle this long inside its locked transaction (paused,
     # cut off), freeing the lock; keep it above the 10 s OAuth timeout.
     "TOKEN_LOCK_IDLE_TIMEOUT_SECONDS": (60.0, float, 1),
+    # Retention (services/retention.py, daily): sync runs, webhook deliveries and parity
+    # checks older than RETENTION_DAYS go, keeping each company's last runs per object type;
+    # the audit trail keeps at least a year (the database refuses younger deletes).
+    "RETENTION_DAYS": (30, int, 1),
+    "RETENTION_KEEP_RUNS": (5, int, 1),
+    "AUDIT_RETENTION_DAYS": (365, int, 365),
 }
 
 
