@@ -9,7 +9,7 @@ from huey import Huey, crontab
 
 from ..queue import in_app_context
 from ..services.sync_runner import execute_run
-from ..services.sync_schedule import reap_expired_runs, schedule_due_companies
+from ..services.sync_schedule import schedule_due_companies
 from ..sync.errors import SyncError
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,4 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
         """Every minute: queue a cycle for each company whose interval has passed."""
         schedule_due_companies()
 
-    @huey.periodic_task(crontab(minute="*"))
-    @in_app_context(app)
-    def reap_sync_runs() -> None:
-        """Every minute: re-queue runs whose worker died (their lease expired)."""
-        reap_expired_runs()
-
-    return SimpleNamespace(run_sync=run_sync, schedule_syncs=schedule_syncs, reap_sync_runs=reap_sync_runs)
+    return SimpleNamespace(run_sync=run_sync, schedule_syncs=schedule_syncs)
