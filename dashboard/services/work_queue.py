@@ -22,6 +22,9 @@ class WorkQueue(Protocol):
     def drain_webhooks(self) -> None:
         """Queue a drain of the webhook inbox."""
 
+    def deliver_alert(self, delivery_id: int) -> None:
+        """Queue the delivery of the committed ``alert_delivery`` row ``delivery_id``."""
+
 
 def install(app: Flask, queue: WorkQueue) -> None:
     """Make ``queue`` the app's work queue."""
