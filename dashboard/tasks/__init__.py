@@ -29,7 +29,7 @@ class HueyWorkQueue:
         self.tasks.drain_webhook_inbox()
 
     def deliver_alert(self, delivery_id: int) -> None:
-        self.tasks.deliver_alert(delivery_id)
+        self.huey.enqueue(alerts.delivery_message(self.tasks.deliver_alert, delivery_id))
 
 
 def install(app: Flask, huey: Huey) -> SimpleNamespace:

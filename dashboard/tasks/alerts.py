@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-from flask import Flask
+from flask import Flask, current_app
 from huey import Huey, crontab
+from huey.api import Task, TaskWrapper
 
 from ..queue import in_app_context
 from ..services.alerts import delivery
@@ -25,7 +26,8 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
         reconcile()
 
     # Its own task per message: a channel that hangs holds one worker thread for at most
-    # ALERT_DELIVERY_TIMEOUT per attempt, and never a sync.
+    # ALERT_DELIVERY_TIMEOUT per attempt, and never a sync. The retry policy travels with
+    # each message (``delivery_message``); these are the defaults.
     @huey.task(retries=int(config["ALERT_DELIVERY_RETRIES"]), retry_delay=config["ALERT_RETRY_DELAY"],
                retry_backoff=config["ALERT_RETRY_BACKOFF"], context=True)
     @in_app_context(app)
@@ -34,3 +36,10 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
         delivery.deliver(delivery_id, final=task is None or task.retries <= 0)
 
     return SimpleNamespace(check_alerts=check_alerts, deliver_alert=deliver_alert)
+
+
+def delivery_message(task: TaskWrapper, delivery_id: int) -> Task:
+    """The task message of one delivery, with the current settings' retry policy."""
+    config = current_app.config
+    return task.s(delivery_id, retries=int(config["ALERT_DELIVERY_RETRIES"]),
+                  retry_delay=float(config["ALERT_RETRY_DELAY"]), retry_backoff=float(config["ALERT_RETRY_BACKOFF"]))
