@@ -426,7 +426,8 @@ class AlertDelivery(Base):
     """One message to one channel (the outbox of alert delivery): what, where, and how it went."""
 
     __tablename__ = "alert_delivery"
-    __table_args__ = (Index("ix_alert_delivery_status_created", "status", "created_at"),)
+    __table_args__ = (Index("ix_alert_delivery_status_created", "status", "created_at"),
+                      Index("ix_alert_delivery_channel_status", "channel", "status"))
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), nullable=False)   # webhook | email
@@ -436,5 +437,6 @@ class AlertDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())  # after a failed attempt
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())

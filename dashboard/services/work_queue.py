@@ -22,8 +22,8 @@ class WorkQueue(Protocol):
     def drain_webhooks(self) -> None:
         """Queue a drain of the webhook inbox."""
 
-    def deliver_alert(self, delivery_id: int) -> None:
-        """Queue the delivery of the committed ``alert_delivery`` row ``delivery_id``."""
+    def deliver_alerts(self, channel: str, delay: float = 0.0) -> None:
+        """Queue a drain of ``channel``'s pending alert deliveries, in ``delay`` seconds."""
 
 
 def install(app: Flask, queue: WorkQueue) -> None:

@@ -28,8 +28,11 @@ class HueyWorkQueue:
     def drain_webhooks(self) -> None:
         self.tasks.drain_webhook_inbox()
 
-    def deliver_alert(self, delivery_id: int) -> None:
-        self.huey.enqueue(alerts.delivery_message(self.tasks.deliver_alert, delivery_id))
+    def deliver_alerts(self, channel: str, delay: float = 0.0) -> None:
+        if delay > 0:
+            self.tasks.deliver_alerts.schedule((channel,), delay=delay)
+        else:
+            self.tasks.deliver_alerts(channel)
 
 
 def install(app: Flask, huey: Huey) -> SimpleNamespace:

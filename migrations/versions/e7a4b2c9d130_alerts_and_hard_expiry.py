@@ -50,14 +50,17 @@ def upgrade():
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('last_error', sa.Text(), nullable=True),
+        sa.Column('next_attempt_at', dashboard.types.UTCDateTime(), nullable=True),
         sa.Column('created_at', dashboard.types.UTCDateTime(), nullable=False),
         sa.Column('finished_at', dashboard.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_delivery')),
     )
     op.create_index('ix_alert_delivery_status_created', 'alert_delivery', ['status', 'created_at'])
+    op.create_index('ix_alert_delivery_channel_status', 'alert_delivery', ['channel', 'status'])
 
 
 def downgrade():
+    op.drop_index('ix_alert_delivery_channel_status', table_name='alert_delivery')
     op.drop_index('ix_alert_delivery_status_created', table_name='alert_delivery')
     op.drop_table('alert_delivery')
     op.drop_index(op.f('ix_alert_resolved_at'), table_name='alert')

@@ -1,19 +1,29 @@
 """Deliver alert events: one ``alert_delivery`` row per event and channel (the outbox),
-sent by a worker task that retries with backoff; a delivery that fails for good is
-recorded (and logged, without secrets) for the Alerts page.
+sent by a worker task that drains one channel at a time.
+
+One drain per channel runs at once (a lock per channel, across all workers), sending its
+due messages in order, each with ALERT_DELIVERY_TIMEOUT. So a channel that hangs holds
+one worker thread, never all of them, and never a sync. A failed attempt is retried
+after ALERT_RETRY_DELAY × ALERT_RETRY_BACKOFF^n (a drain is queued for then); after
+ALERT_DELIVERY_RETRIES retries the delivery is FAILED for good, logged (without
+secrets) and listed on the Alerts page.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from flask import current_app
+from sqlalchemy import func, or_, select
 
 from ...config import Settings
 from ...extensions import db
+from ...locks import LockBusy, hold
 from ...models import AlertDelivery, utcnow
+from ..work_queue import work_queue
 from . import messages
 from .channels import DeliveryError, post_webhook, safe_url, send_email
 
@@ -21,6 +31,9 @@ log = logging.getLogger(__name__)
 
 WEBHOOK, EMAIL = "webhook", "email"
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+DRAIN_LIMIT = 200  # messages one drain sends before it hands over to a fresh task
+
+Clock = Callable[[], datetime]
 
 
 def configured_channels(settings: Settings) -> list[str]:
@@ -37,15 +50,9 @@ def describe_channel(settings: Settings, channel: str) -> str:
     """Say where a channel sends, without its secrets."""
     if channel == WEBHOOK:
         return f"webhook ({settings.alert_webhook_format}) to {safe_url(settings.alert_webhook_url or '')}"
-    host = _smtp_host(settings.smtp_url or "")
+    parts = urlsplit(settings.smtp_url or "")
+    host = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
     return f"e-mail to {', '.join(settings.alert_email_to)} through {host}"
-
-
-def _smtp_host(smtp_url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(smtp_url)
-    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
 
 
 def record(events: list[Mapping[str, Any]], settings: Settings, now: datetime) -> list[AlertDelivery]:
@@ -74,44 +81,88 @@ def send(channel: str, event: Mapping[str, Any], settings: Settings) -> None:
         raise DeliveryError(f"Unknown alert channel {channel!r}.")
 
 
-def deliver(delivery_id: int, final: bool, now: datetime | None = None) -> bool:
-    """Try one pending delivery once. Return True when sent (or nothing is left to do).
+# -- the drain ------------------------------------------------------------------------------------
+def _due(channel: str, now: datetime):
+    return (AlertDelivery.channel == channel, AlertDelivery.status == PENDING,
+            or_(AlertDelivery.next_attempt_at.is_(None), AlertDelivery.next_attempt_at <= now))
 
-    A failure is recorded; when ``final`` (no retry left) the delivery is FAILED for good
-    and logged as an error; otherwise DeliveryError is raised so the task retries.
+
+def channels_with_due_deliveries(now: datetime) -> list[str]:
+    """The channels that have messages waiting to be sent now (a lost drain task is found again)."""
+    return list(db.session.scalars(select(AlertDelivery.channel).where(
+        AlertDelivery.status == PENDING,
+        or_(AlertDelivery.next_attempt_at.is_(None), AlertDelivery.next_attempt_at <= now)).distinct()))
+
+
+def drain(channel: str, clock: Clock = utcnow) -> int:
+    """Send the channel's due messages, oldest first; return how many were sent.
+
+    Returns 0 at once when another drain of this channel holds its lock: that one sends them.
     """
-    row = db.session.get(AlertDelivery, delivery_id)
-    if row is None or row.status != PENDING:
-        db.session.rollback()
-        return True
-    channel, event = row.channel, dict(row.payload)
-    db.session.rollback()  # no transaction held open while a channel answers (or hangs)
     settings = current_app.config["SETTINGS"]
+    timeout = float(current_app.config["ALERT_DELIVERY_TIMEOUT"])
+    sent = 0
     try:
-        send(channel, event, settings)
-    except DeliveryError as exc:
-        _finish(delivery_id, FAILED if final else PENDING, str(exc), now)
-        if final:
-            log.error("Alert delivery %s (%s, %s) failed for good: %s", delivery_id, channel, event["event"], exc)
-            return False
-        log.warning("Alert delivery %s (%s, %s) failed, will retry: %s", delivery_id, channel, event["event"], exc)
-        raise
-    _finish(delivery_id, SENT, None, now)
-    log.info("Alert delivery %s sent (%s): %s", delivery_id, channel, messages.summary(event))
-    return True
+        # An SMTP conversation is a few round trips, each within the timeout.
+        with hold(f"alerts:deliver:{channel}", ttl=timeout * 4 + 30) as lock:
+            for _ in range(DRAIN_LIMIT):
+                row = db.session.scalars(select(AlertDelivery).where(*_due(channel, clock()))
+                                         .order_by(AlertDelivery.id).limit(1)).first()
+                if row is None:
+                    break
+                delivery_id, event = row.id, dict(row.payload)
+                db.session.rollback()  # no transaction held open while a channel answers (or hangs)
+                try:
+                    send(channel, event, settings)
+                except DeliveryError as exc:
+                    _failed(delivery_id, str(exc), clock())
+                else:
+                    _sent(delivery_id, clock())
+                    sent += 1
+                lock.renew()
+            else:
+                work_queue().deliver_alerts(channel)  # more than one drain's worth: carry on in a fresh task
+    except LockBusy:
+        return 0
+    _queue_next_retry(channel, clock())
+    return sent
 
 
-def _finish(delivery_id: int, status: str, error: str | None, now: datetime | None) -> None:
+def _sent(delivery_id: int, now: datetime) -> None:
     row = db.session.get(AlertDelivery, delivery_id)
     row.attempts += 1
-    row.status = status
-    if error is not None:
-        row.last_error = error
-    if status != PENDING:
-        row.finished_at = now or utcnow()
+    row.status, row.finished_at, row.next_attempt_at = SENT, now, None
+    db.session.commit()
+    log.info("Alert delivery %s sent (%s): %s", delivery_id, row.channel, row.title)
+
+
+def _failed(delivery_id: int, error: str, now: datetime) -> None:
+    config = current_app.config
+    row = db.session.get(AlertDelivery, delivery_id)
+    row.attempts += 1
+    row.last_error = error
+    if row.attempts > int(config["ALERT_DELIVERY_RETRIES"]):
+        row.status, row.finished_at, row.next_attempt_at = FAILED, now, None
+        log.error("Alert delivery %s (%s, %s) failed for good after %d attempts: %s", delivery_id, row.channel,
+                  row.event, row.attempts, error)
+    else:
+        wait = float(config["ALERT_RETRY_DELAY"]) * float(config["ALERT_RETRY_BACKOFF"]) ** (row.attempts - 1)
+        row.next_attempt_at = now + timedelta(seconds=wait)
+        log.warning("Alert delivery %s (%s, %s) failed, retrying in %.1f s: %s", delivery_id, row.channel,
+                    row.event, wait, error)
     db.session.commit()
 
 
+def _queue_next_retry(channel: str, now: datetime) -> None:
+    """Queue a drain for when the channel's next retry is due."""
+    next_at = db.session.scalar(select(func.min(AlertDelivery.next_attempt_at)).where(
+        AlertDelivery.channel == channel, AlertDelivery.status == PENDING, AlertDelivery.next_attempt_at > now))
+    db.session.rollback()
+    if next_at is not None:
+        work_queue().deliver_alerts(channel, delay=max(0.0, (next_at - now).total_seconds()))
+
+
+# -- `flask alert test` ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChannelCheck:
     channel: str

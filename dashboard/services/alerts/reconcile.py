@@ -58,12 +58,13 @@ def reconcile(now: datetime | None = None, sources: Mapping[str, Source] | None 
             result = _reconcile(now, SOURCES if sources is None else sources)
     except LockBusy:
         return Pass(skipped=True)
-    queue = work_queue()
-    for delivery_id in result.deliveries:
+    # The channels with messages due (new ones, or ones whose drain task was lost).
+    for channel in delivery.channels_with_due_deliveries(now):
         try:
-            queue.deliver_alert(delivery_id)
-        except Exception:  # the row stays pending and is shown; a queue outage must not fail the pass
-            log.exception("Could not queue alert delivery %s", delivery_id)
+            work_queue().deliver_alerts(channel)
+        except Exception:  # the rows stay pending and are shown; a queue outage must not fail the pass
+            log.exception("Could not queue the delivery of %s alerts", channel)
+    db.session.rollback()
     return result
 
 
