@@ -243,3 +243,23 @@ def test_a_hanging_sink_does_not_hold_up_a_sync(app, db_session, sink):
             assert len(deliveries) == 3 and {d.status for d in deliveries} == {"pending"}
             assert len(sink.requests) == 1
             sink.release.set()
+
+
+def test_a_hanging_sink_and_a_dead_mail_server_time_out_retry_and_are_recorded_without_secrets(
+        app, db_session, sink, caplog):
+    sink.mode = "hang"
+    failing_company()
+    caplog.set_level(logging.INFO)
+    with alert_settings(app, alert_webhook_url=sink.url, smtp_url="smtp://alerts:pa55w0rd@127.0.0.1:9",
+                        alert_email_to=("ops@example.com",)), running_consumer(app):
+        app.config.update(ALERT_DELIVERY_TIMEOUT=0.5, ALERT_DELIVERY_RETRIES=1)
+        reconcile()
+        wait_until(lambda: deliveries_settled(db_session), what="both deliveries to give up")
+    webhook, email = sorted(db_session.scalars(select(AlertDelivery)).all(), key=lambda d: d.channel, reverse=True)
+    assert (webhook.channel, webhook.status, webhook.attempts) == ("webhook", "failed", 2) and len(sink.requests) == 2
+    assert webhook.last_error.endswith("/… did not answer within 0.5 s.")
+    assert (email.channel, email.status, email.attempts) == ("email", "failed", 2)
+    assert email.last_error == "The SMTP server at 127.0.0.1:9 could not be used (ConnectionRefusedError)."
+    assert "failed for good" in caplog.text
+    for secret in ("pa55w0rd", "s3cr3t", SECRET_PATH):
+        assert secret not in caplog.text and secret not in webhook.last_error + email.last_error
