@@ -5,7 +5,7 @@ Detection is a reconciliation, not hooks in the sync path: every minute a worker
 asks each *source* (``problems.SOURCES``: a function per kind that returns the problems
 it sees now in the database) and compares the answer with the ``alert`` rows
 (``reconcile``). What to say is decided by pure rules (``rules``), worded per channel by
-``messages``, and each message to each channel is an ``alert_delivery`` row delivered by
-its own worker task with retries (``delivery``, ``channels``), so a slow or dead channel
-never touches a sync.
+``messages``, and each message to each channel is an ``alert_delivery`` row that a worker
+task draining that channel sends, with a timeout and retries (``delivery``, ``channels``):
+a slow or dead channel holds one worker thread, and never touches a sync.
 """
