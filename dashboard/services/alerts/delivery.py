@@ -116,6 +116,10 @@ def drain(channel: str, clock: Clock = utcnow) -> int:
                     send(channel, event, settings)
                 except DeliveryError as exc:
                     _failed(delivery_id, str(exc), clock())
+                except Exception as exc:  # a bug must not leave a message that is retried forever
+                    log.exception("Alert delivery %s (%s) raised", delivery_id, channel)
+                    db.session.rollback()
+                    _failed(delivery_id, f"Unexpected {type(exc).__name__} while sending.", clock())
                 else:
                     _sent(delivery_id, clock())
                     sent += 1
