@@ -29,6 +29,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(rotate_keys)
     app.cli.add_command(sync_group)
     app.cli.add_command(parity_group)
+    app.cli.add_command(alert_group)
 
 
 def _cli_actor() -> str:
@@ -278,3 +279,27 @@ def _print_parity(report: parity.ForegroundCheck) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
         click.echo(f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+
+
+# -- alerts -----------------------------------------------------------------------------------
+@click.group("alert")
+def alert_group() -> None:
+    """Alert channels (ALERT_WEBHOOK_URL, SMTP_URL)."""
+
+
+@alert_group.command("test")
+@with_appcontext
+def alert_test() -> None:
+    """Send a test alert to every configured channel now and say how each went (exit 1 on a failure)."""
+    from .services.alerts.delivery import send_test
+
+    outcomes = send_test()
+    if not outcomes:
+        raise click.ClickException(
+            "No alert channel is configured: set ALERT_WEBHOOK_URL (and ALERT_WEBHOOK_FORMAT=json|slack|teams) "
+            "and/or SMTP_URL with ALERT_EMAIL_TO, then run this again.")
+    for outcome in outcomes:
+        click.echo(f"{outcome.channel}: {'sent' if outcome.ok else 'FAILED'} — {outcome.where}"
+                   + ("" if outcome.ok else f": {outcome.detail}"), err=not outcome.ok)
+    if not all(o.ok for o in outcomes):
+        raise SystemExit(1)

@@ -3,7 +3,8 @@
 ``sync_run`` rows and processed webhook deliveries older than ``RETENTION_DAYS`` go,
 except each company's last ``RETENTION_KEEP_RUNS`` runs per object type (the company page
 keeps its history even for a company idle for months) and runs still active; parity
-checks older than that go too (a type's parity verdict lives on ``sync_state``). The
+checks and finished alert deliveries older than that go too (a type's parity verdict
+lives on ``sync_state``; an alert's state on its ``alert`` row). The
 audit trail keeps ``AUDIT_RETENTION_DAYS`` (at least a year: the database refuses to
 delete a younger event).
 """
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from ..extensions import db
-from ..models import AuditEvent, ParityCheck, RunStatus, SyncRun, WebhookDelivery, utcnow
+from ..models import AlertDelivery, AuditEvent, ParityCheck, RunStatus, SyncRun, WebhookDelivery, utcnow
 from .sync_client import option
 
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
@@ -46,6 +47,8 @@ def prune(now: datetime | None = None, batch: int = BATCH) -> PruneReport:
         "webhook_delivery": (WebhookDelivery, select(WebhookDelivery.id).where(
             WebhookDelivery.processed_at.is_not(None), WebhookDelivery.received_at < cutoff)),
         "parity_check": (ParityCheck, select(ParityCheck.id).where(ParityCheck.checked_at < cutoff)),
+        "alert_delivery": (AlertDelivery, select(AlertDelivery.id).where(
+            AlertDelivery.finished_at.is_not(None), AlertDelivery.finished_at < cutoff)),
         "audit_event": (AuditEvent, select(AuditEvent.id).where(
             AuditEvent.occurred_at < now - timedelta(days=option("AUDIT_RETENTION_DAYS", int)))),
     }

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
-from dashboard.models import AuditEvent, ParityCheck, RunStatus, SyncRun, WebhookDelivery, utcnow
+from dashboard.models import AlertDelivery, AuditEvent, ParityCheck, RunStatus, SyncRun, WebhookDelivery, utcnow
 from dashboard.services import audit
 from dashboard.services.retention import prune
 from tests.dashboard import factories as make
@@ -38,13 +38,18 @@ def test_old_rows_go_in_batches_keeping_the_last_runs_of_each_type_and_active_on
     for age in (40, 3):
         db.session.add(ParityCheck(company_source_id="100", object_type="customer", local_count=1,
                                    checked_at=now - timedelta(days=age)))
+    for age, finished in ((40, True), (40, False), (2, True)):  # a pending one is kept, however old
+        db.session.add(AlertDelivery(channel="webhook", event="problem", title="t", payload={},
+                                     status="sent" if finished else "pending", created_at=now - timedelta(days=age),
+                                     finished_at=now - timedelta(days=age) if finished else None))
     db.session.commit()
     audit.record("sign_in", "alice", now=now - timedelta(days=400))
     audit.record("sign_in", "alice", now=now - timedelta(days=200))
 
     report = prune(now, batch=3)
 
-    assert report.deleted == {"sync_run": 9 + 2, "webhook_delivery": 2, "parity_check": 1, "audit_event": 1}
+    assert report.deleted == {"sync_run": 9 + 2, "webhook_delivery": 2, "parity_check": 1, "alert_delivery": 1,
+                              "audit_event": 1}
     kept = sorted((r.company_source_id, r.object_type or "", round((now - r.created_at) / timedelta(days=1)), r.status.value)
                   for r in db.session.scalars(select(SyncRun)))
     assert kept == sorted(
@@ -52,4 +57,5 @@ def test_old_rows_go_in_batches_keeping_the_last_runs_of_each_type_and_active_on
         + [("100", "invoice", d, "succeeded") for d in (50, 60)]
         + [("200", "", d, "succeeded") for d in (100, 101, 102, 103, 104)])
     assert _count(WebhookDelivery) == 2 and _count(ParityCheck) == 1 and _count(AuditEvent) == 1
+    assert _count(AlertDelivery) == 2
     assert prune(now).total == 0  # nothing left to do: a second pass deletes nothing
