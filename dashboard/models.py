@@ -144,6 +144,10 @@ class Company(TimestampMixin, Base):
     # already queued honours it).
     parity_due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     parity_requested_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # A scheduled cycle that changed nothing keeps no sync_run row (the table would grow
+    # with time, not with work): it is counted here, with when the company was last checked.
+    last_checked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    idle_cycles: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
 
     sync_states: Mapped[list["SyncState"]] = relationship(
         back_populates="company", order_by="SyncState.object_type", lazy="selectin")

@@ -265,7 +265,7 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
     row = db.session.execute(
         select(*_COMPANY_COLUMNS, Company.connected_at, Company.disconnected_at, Company.created_at,
                Company.access_token_expires_at, Company.refresh_token_expires_at, Company.last_webhook_at,
-               Company.refresh_token_hard_expires_at)
+               Company.refresh_token_hard_expires_at, Company.last_checked_at, Company.idle_cycles)
         .where(Company.source_id == realm)).first()
     if row is None:
         return None
@@ -280,4 +280,5 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
         refresh_token_expires_at=row.refresh_token_expires_at, last_webhook_at=row.last_webhook_at,
         runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in facts.runs.get(realm, ())),
         refresh_token_hard_expires_at=row.refresh_token_hard_expires_at,
-        hard_expiry_stage=hard_expiry_stage(row.refresh_token_hard_expires_at, now))
+        hard_expiry_stage=hard_expiry_stage(row.refresh_token_hard_expires_at, now),
+        last_checked_at=row.last_checked_at, idle_cycles=row.idle_cycles)

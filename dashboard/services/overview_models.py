@@ -376,6 +376,9 @@ class CompanyDetail:
     # Intuit's 5-year cap on the grant, and how near it is ("30 days", "7 days", "expired", None).
     refresh_token_hard_expires_at: Optional[datetime] = None
     hard_expiry_stage: Optional[str] = None
+    # The last successful sync of any kind; scheduled cycles that changed nothing are only counted.
+    last_checked_at: Optional[datetime] = None
+    idle_cycles: int = 0
 
     @property
     def realm(self) -> str:

@@ -57,6 +57,12 @@ class Fence(Protocol):
 class Summary:
     records: dict[str, int] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)  # types with rows marked deleted in this run
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run wrote or deleted anything."""
+        return bool(self.deleted) or any(self.records.values())
 
 
 class CompanySync:
@@ -75,7 +81,6 @@ class CompanySync:
         self._cdc: dict[str, tuple[EntityChanges | None, datetime | None]] | None = None
         self._cdc_covered: list[EntitySpec] = []
         self._cdc_failed = False
-        self._deleted: set[str] = set()  # types with rows marked deleted in this run
         self._requests_reported = 0
 
     # -- entry ---------------------------------------------------------------------
@@ -211,7 +216,7 @@ class CompanySync:
 
     def _succeed(self, spec: EntitySpec, cursor_time: datetime) -> None:
         state = self._state(spec)
-        if self.summary.records.get(spec.name) or spec.name in self._deleted:
+        if self.summary.records.get(spec.name) or spec.name in self.summary.deleted:
             # What the dashboard shows as stored; an idle cycle changed nothing and counts nothing.
             state.records_synced = sync_store.live_count(spec, self.company)
         state.last_successful_sync_time = cursor_time
@@ -280,7 +285,7 @@ class CompanySync:
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
             if sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, self.clock()):
-                self._deleted.add(spec.name)
+                self.summary.deleted.add(spec.name)
         state.is_initial_backfill_completed = True
         # Changes made while the backfill ran are newer than this: the next cycle gets them.
         self._succeed(spec, state.initial_attempt_time)
@@ -331,7 +336,7 @@ class CompanySync:
         written = sync_store.write_rows(spec, self.company, rows)
         if changes.deleted:
             sync_store.mark_deleted(spec, self.company, changes.deleted)
-            self._deleted.add(spec.name)
+            self.summary.deleted.add(spec.name)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
         self._beat(pages=1 if rows or changes.deleted else 0, records=written)
         db.session.commit()
@@ -357,7 +362,7 @@ class CompanySync:
         started_local = self.clock()
         first = self._scan_incremental(spec, None, CREATED, ahead)
         if sync_store.mark_untouched_deleted(spec, self.company, started_local, self.clock()):
-            self._deleted.add(spec.name)
+            self.summary.deleted.add(spec.name)
         db.session.commit()
         return first
 

@@ -12,7 +12,7 @@ import threading
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from ..extensions import db
 from ..locks import Lock, backend
@@ -143,6 +143,7 @@ def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | No
         return None
     _finish(run, RunStatus.SUCCEEDED, None)
     _queue_followup(run)
+    _note_checked(run, summary)
     return summary
 
 
@@ -209,6 +210,20 @@ def _count_deferral(run: SyncRun) -> bool:
     db.session.execute(update(SyncRun).where(SyncRun.id == run.id).values(checkpoint=checkpoint))
     db.session.commit()
     return True
+
+
+def _note_checked(run: SyncRun, summary: Summary) -> None:
+    """Record when the company was last checked; fold a scheduled cycle that changed nothing
+    into the company's idle count instead of keeping its row."""
+    db.session.refresh(run)
+    idle = (run.kind == RunKind.INCREMENTAL and run.trigger == "schedule" and run.object_type is None
+            and run.attempts == 1 and not summary.changed and not (run.checkpoint or {}).get("followup"))
+    changes = {"last_checked_at": run.finished_at or utcnow()}
+    if idle:
+        changes["idle_cycles"] = Company.idle_cycles + 1
+        db.session.execute(delete(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.SUCCEEDED))
+    db.session.execute(update(Company).where(Company.source_id == run.company_source_id).values(**changes))
+    db.session.commit()
 
 
 def _reset_done(run: SyncRun) -> bool:
