@@ -319,12 +319,21 @@ class SyncState(TimestampMixin, Base):
     company: Mapped[Company] = relationship(back_populates="sync_states")
 
 
+ONE_ACTIVE = "status IN ('queued', 'running')"
+
+
 class SyncRun(TimestampMixin, Base):
     """One sync job. The database, not the queue, is its record: Huey delivers at most
     once, so a run whose lease expired is re-queued by the reaper."""
 
     __tablename__ = "sync_run"
-    __table_args__ = (Index("ix_sync_run_company_created", "company_source_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_sync_run_company_created", "company_source_id", "created_at"),
+        # One active run per company, enforced by the database itself (not only by a lock
+        # and a check): a second queued or running row for a company cannot be written.
+        Index("uq_sync_run_one_active", "company_source_id", unique=True,
+              postgresql_where=text(ONE_ACTIVE), sqlite_where=text(ONE_ACTIVE)),
+    )
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
     company_source_id: Mapped[str] = mapped_column(

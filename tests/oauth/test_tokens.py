@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from dashboard.integrations.errors import TokenRefreshFailed
 from dashboard.models import (
@@ -189,10 +190,14 @@ def test_the_token_service_marks_a_dead_grant_and_leaves_the_syncs_to_its_caller
 def test_the_run_that_meets_a_dead_grant_fails_once_and_cancels_the_company_syncs(company, qbo, db_session):
     run, created = request_sync(company, kind=RunKind.INCREMENTAL, trigger="schedule")
     assert created
-    # request_sync never queues a second active run of a company: this row stands for one
-    # that got there anyway (it must not outlive the dead grant either).
-    other = SyncRun(company_source_id=company, kind=RunKind.BACKFILL, status=RunStatus.QUEUED, trigger="test")
-    db_session.add(other)
+    # A second active run of a company cannot even be written: the database refuses it.
+    db_session.add(SyncRun(company_source_id=company, kind=RunKind.BACKFILL, status=RunStatus.QUEUED, trigger="test"))
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+    # A change notified while the run runs asks it for a follow-up: the dead grant must not
+    # leave that queued either.
+    run.checkpoint = {"followup": {"kind": "incremental", "object_type": None}}
     db_session.commit()
     qbo.sim.revoke_grant(company)
     expire_access(db_session, company)
@@ -202,7 +207,9 @@ def test_the_run_that_meets_a_dead_grant_fails_once_and_cancels_the_company_sync
     db_session.expire_all()
     failed = db_session.get(SyncRun, run.id)
     assert (failed.status, failed.attempts) == (RunStatus.FAILED, 1) and "Reconnect" in failed.error_message
-    assert db_session.get(SyncRun, other.id).status is RunStatus.CANCELLED
+    active = db_session.execute(select(SyncRun.id).where(
+        SyncRun.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))).scalars().all()
+    assert active == []  # no follow-up queued
     assert stored_company(db_session, company).connection_state is ConnectionState.RECONNECT_REQUIRED
     assert refresh_calls(qbo.sim, company) == 1
 

@@ -29,8 +29,9 @@ def test_the_reaper_follows_the_lease(app):
 
 def test_a_starting_worker_requeues_a_dead_run_at_once(app, db_session):
     make.company("100", "Acme")
+    make.company("200", "Globex")
     make.run("100", status=RunStatus.RUNNING, lease_expires_at=utcnow() - timedelta(seconds=1))
-    make.run("100", status=RunStatus.RUNNING, lease_expires_at=utcnow() + timedelta(hours=1))  # alive: kept
+    make.run("200", status=RunStatus.RUNNING, lease_expires_at=utcnow() + timedelta(hours=1))  # alive: kept
     dead, alive = db.session.execute(select(SyncRun.id).order_by(SyncRun.id)).scalars().all()
     saved = app.config["SYNC_LEASE_SECONDS"]
     app.config["SYNC_LEASE_SECONDS"] = 600  # the next pass is a minute away: only the first one can act
