@@ -1,10 +1,11 @@
 """Keep each company's records, their cached JSON and sorted indexes."""
 from __future__ import annotations
 
-import json
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+import orjson
 
 from .entities import ENTITIES as ENTITY_DEFS
 
@@ -27,9 +28,15 @@ class Record:
     _json: bytes | None = None
 
     def json(self) -> bytes:
-        """Serialise once per version: pages are built by joining these bytes."""
+        """Serialise once per version: pages are built by joining these bytes.
+
+        A version is never changed in place once served (a change stores a new Record),
+        so the bytes stay true; code that edits ``data`` before serving clears ``_json``.
+        orjson writes what ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` wrote
+        (compact, UTF-8, keys in insertion order) about seven times faster.
+        """
         if self._json is None:
-            self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            self._json = orjson.dumps(self.data)
         return self._json
 
     def sort_value(self, name: str) -> int:
@@ -110,6 +117,11 @@ class EntityTable:
             i = bisect_left(lst, key)
             if i < len(lst) and lst[i] == key:
                 del lst[i]
+
+    def prerender(self) -> None:
+        """Serialise every record now, so that no page pays for its first render."""
+        for rec in self.records.values():
+            rec.json()
 
     def index(self, name: str, desc: bool, active_only: bool) -> list[Key]:
         """Return the sorted (key, id) list for a field, direction and partition."""
