@@ -1,6 +1,7 @@
 """Keep each company's records, their cached JSON and sorted indexes."""
 from __future__ import annotations
 
+import json
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -38,7 +39,11 @@ class Record:
         if self._json is None:
             # Copied to an exact-size object: orjson's own result keeps its over-sized
             # write buffer's allocation (60,000 records held 470 MB instead of 75 MB).
-            self._json = bytes(memoryview(orjson.dumps(self.data)))
+            try:
+                self._json = bytes(memoryview(orjson.dumps(self.data)))
+            except orjson.JSONEncodeError:
+                # An integer beyond 64 bits (a client may write one): the standard library takes it.
+                self._json = json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return self._json
 
     def sort_value(self, name: str) -> int:

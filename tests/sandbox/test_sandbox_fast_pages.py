@@ -200,3 +200,17 @@ def test_a_bad_statement_is_refused_alike() -> None:
             assert resp.get_json()["Fault"]["Error"][0]["code"] == exc.code
         else:
             raise AssertionError(f"the plain path accepted {text!r}")
+
+
+def test_a_record_orjson_cannot_write_is_served_as_before() -> None:
+    sim = Simulator(companies=1, customers=5, invoices=5, seed=14, rate_limits_enabled=False)
+    api = ApiClient(sim)
+    try:
+        resp = api.http.post(f"/v3/company/{api.realm}/vendor", headers=api.headers(),
+                             data='{"DisplayName": "Big Numbers Inc", "Balance": 123456789012345678901234567890}',
+                             content_type="application/json")
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        vendors = api.rows("SELECT * FROM Vendor WHERE DisplayName = 'Big Numbers Inc'", "Vendor")
+        assert [v["Balance"] for v in vendors] == [123456789012345678901234567890]
+    finally:
+        sim.close()
