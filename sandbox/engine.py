@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Callable
 
 from .clock import parse_timestamp
@@ -187,8 +188,21 @@ def compile_where(entity: str, where: list[Predicate], tz: int, has_active: bool
     return bounds
 
 
-def execute(company: Company, q: Query, default_max: int, cap: int) -> Result:
-    """Run a query: index slice when possible, filter and sort otherwise."""
+def _always_true(b: _Bound) -> bool:
+    """Whether a predicate holds for every record: ``Active IN (true, false)``.
+
+    The service's backfill asks every name-list page with it (to include inactive
+    records); dropping it keeps the page an index slice instead of a scan of the table.
+    """
+    return b.prop == "active" and b.op == "in" and b.value >= {True, False}
+
+
+def execute(company: Company, q: Query, default_max: int, cap: int, use_indexes: bool = True) -> Result:
+    """Run a query: index slice when possible, filter and sort otherwise.
+
+    ``use_indexes=False`` always filters and sorts the whole table: the plain reference
+    the indexed paths are tested against.
+    """
     entity = canonical_entity(q.entity, company)
     table: EntityTable = company.tables[entity]
     bounds = compile_where(entity, q.where, company.offset_minutes, table.has_active)
@@ -216,14 +230,14 @@ def execute(company: Company, q: Query, default_max: int, cap: int) -> Result:
     id_filter = next((b for b in bounds if b.prop == "id"), None)
     primary, primary_desc = order[0]
     simple_order = len(order) == 1 or (order[1] == ("id", False))
-    if id_filter is None and primary in INDEXED and simple_order:
+    if use_indexes and id_filter is None and primary in INDEXED and simple_order:
         lst = table.index(_INDEX_NAME[primary], primary_desc, active_only)
         lo, hi = 0, len(lst)
         rest = []
         for b in bounds:
             if b.prop == primary and b.op in ("=", "<", ">", "<=", ">="):
                 lo, hi = _narrow(lst, lo, hi, b.op, b.value, primary_desc)
-            elif not (active_only and b.prop == "active"):
+            elif not (active_only and b.prop == "active") and not _always_true(b):
                 rest.append(b)
         if not rest:
             if q.count:
@@ -232,8 +246,12 @@ def execute(company: Company, q: Query, default_max: int, cap: int) -> Result:
             b_ = min(hi, a + max_results)
             rows = [table.records[i] for _, i in lst[a:b_]] if a < b_ else []
             return Result(entity, rows=rows, start=q.start)
-        candidates = [table.records[i] for _, i in lst[lo:hi]]
-        matched = [r for r in candidates if all(b.test(r) for b in rest)]
+        candidates = (table.records[lst[k][1]] for k in range(lo, hi))
+        matching = (r for r in candidates if all(b.test(r) for b in rest))
+        if q.count:
+            return Result(entity, count=sum(1 for _ in matching))
+        # Already in order: stop at the last row of the page instead of filtering the rest.
+        return Result(entity, rows=list(islice(matching, skip, skip + max_results)), start=q.start)
     else:
         if id_filter is not None:
             ids = id_filter.value if id_filter.op == "in" else {id_filter.value}
