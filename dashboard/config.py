@@ -95,6 +95,9 @@ class Settings:
     sync_object_types: tuple[str, ...] | None = None
     tuning: Mapping[str, float] = field(default_factory=dict)
     secret_key_generated: bool = False
+    # Metered ("CorePlus") calls this app may spend per calendar month, UTC (Intuit's free
+    # Builder tier allows 500,000); the budget governor paces and pauses scheduled syncs by it.
+    qbo_monthly_call_budget: int = 500_000
 
     def redis_key(self, *parts: str) -> str:
         """Return a Redis key (or key prefix) inside this deployment's namespace."""
@@ -213,6 +216,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         sync_object_types=_names(env, "SYNC_OBJECT_TYPES"),
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
+        qbo_monthly_call_budget=_number(env, "QBO_MONTHLY_CALL_BUDGET", 500_000, int, 1),
     )
 
 

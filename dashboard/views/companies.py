@@ -14,7 +14,7 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import connections, parity, sync_jobs, type_switches
+from ..services import budget, connections, parity, sync_jobs, type_switches
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
     STATE_FILTERS, CompaniesQuery, CompanyDetail, ObjectStatus, OverviewError, all_object_types,
@@ -152,7 +152,7 @@ def retry(realm: str):
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
     if created:
-        flash(f"Retry of {labels[object_type].lower()} queued.", "success")
+        flash(_over_budget(f"Retry of {labels[object_type].lower()} queued."), "success")
     else:
         flash(f"A sync of {labels[object_type].lower()} is already queued.", "warning")
     return _after_action(realm)
@@ -187,7 +187,8 @@ def switch_object_type(realm: str, object_type: str):
         except sync_jobs.SyncRequestError as exc:  # disconnected meanwhile: the switch stands
             flash(f"{o.label} switched on; no sync could be queued yet: {exc}", "warning")
         else:
-            flash(f"{o.label} switched on: a sync of {name} is queued to bring them up to date.", "success")
+            flash(_over_budget(f"{o.label} switched on: a sync of {name} is queued to bring them up to date."),
+                  "success")
     else:
         flash(f"{o.label} switched on: they sync once the company is connected again.", "success")
     return _after_action(realm)
@@ -210,7 +211,7 @@ def full_resync_object_type(realm: str, object_type: str):
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
     if created:
-        flash(f"Full resync of {o.label.lower()} queued.", "success")
+        flash(_over_budget(f"Full resync of {o.label.lower()} queued."), "success")
     else:
         flash(f"A sync of this company is already queued or running: the full resync of {o.label.lower()} "
               "is added to it.", "warning")
@@ -237,7 +238,7 @@ def parity_check(realm: str):
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, f"Cannot check parity: {exc}.", 409)
     if created:
-        flash("Parity check queued: it runs after the next sync of this company.", "success")
+        flash(_over_budget("Parity check queued: it runs after the next sync of this company."), "success")
     else:
         flash("Parity check requested: it runs when the sync already queued or running for this company ends.",
               "success")
@@ -266,10 +267,16 @@ def _queue(realm: str, kind: RunKind, label: str):
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
     if created:
-        flash(f"{label} queued.", "success")
+        flash(_over_budget(f"{label} queued."), "success")
     else:
         flash("Nothing new was queued: a sync of this company is already queued or running.", "warning")
     return _after_action(realm)
+
+
+def _over_budget(message: str) -> str:
+    """Add to an action's flash that it spends over the API budget, while scheduled syncs are paused."""
+    note = budget.over_budget_note()
+    return f"{message} {note}" if note else message
 
 
 def _confirmed() -> bool:
