@@ -192,14 +192,10 @@ def snapshot(now: datetime | None = None) -> BudgetSnapshot:
     """Return the month's metered calls so far, the projection to its end, and whether paused."""
     now = now or utcnow()
     start = rules.month_start(now)
-    counter = ledger()
-    counting_since = None
-    for _ in range(2):  # the window's start depends on when counting began (read once more if late)
-        window_start = rules.rate_window_start(now, counting_since)
-        reading = counter.read(start, window_start, now)
-        if reading.counting_since is None or reading.counting_since <= window_start:
-            break
-        counting_since = reading.counting_since
+    # No bucket is older than counting itself, so the window's sum is the same from either
+    # start; only the rate's time span starts later on a fresh install.
+    reading = ledger().read(start, rules.rate_window_start(now, None), now)
+    window_start = rules.rate_window_start(now, reading.counting_since)
     rate = rules.current_rate(reading.window_calls, window_start, now)
     budget = budget_limit()
     return BudgetSnapshot(month_start=start, used=reading.used, projected=rules.projection(reading.used, rate, now),
@@ -228,12 +224,17 @@ def current_pace() -> PaceView:
 
 
 def company_pace(last_webhook_at: datetime | None, now: datetime | None = None) -> CompanyPace:
-    """Return the pace of one company's scheduled syncs, for its page."""
+    """Return the pace of one company's scheduled syncs, for its page.
+
+    The figures are those of the governor's last decision (a minute old at most): the page
+    says why the company is paced as it is, and reads one row for it.
+    """
     now = now or utcnow()
     pace, fed = current_pace(), webhook_fed(last_webhook_at, now)
-    snap = snapshot(now)
-    return CompanyPace(interval=pace.interval(fed), base=pace.base, webhook_fed=fed, paused=snap.paused,
-                       projected=snap.projected, budget=snap.budget)
+    budget = budget_limit()
+    return CompanyPace(interval=pace.interval(fed), base=pace.base, webhook_fed=fed,
+                       paused=pace.decided_at is not None and rules.paused(pace.used, budget),
+                       projected=pace.projected, budget=budget)
 
 
 def over_budget_note() -> str | None:

@@ -23,11 +23,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Protocol
 
 import redis
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import MeteredCall
-from ..sync.budget import HOUR, hour_start
+from ..sync.budget import HOUR, hour_start, next_month_start
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +157,15 @@ class DatabaseLedger:
     def read(self, month_start: datetime, window_start: datetime, now: datetime) -> Reading:
         self.flush()
         c = MeteredCall.__table__.c
+        month_end = next_month_start(month_start)
         first = select(func.min(c.hour_start)).scalar_subquery()  # the first entry of the primary key
         with self.engine.connect() as conn:
             used, window, since = conn.execute(select(
-                func.coalesce(func.sum(case((c.hour_start >= month_start, c.calls), else_=0)), 0),
+                func.coalesce(func.sum(case((and_(c.hour_start >= month_start, c.hour_start < month_end), c.calls),
+                                            else_=0)), 0),
                 func.coalesce(func.sum(case((c.hour_start >= window_start, c.calls), else_=0)), 0),
                 first,
-            ).where(c.hour_start >= min(month_start, window_start))).one()
+            ).where(c.hour_start >= min(month_start, window_start), c.hour_start <= now)).one()
         return Reading(used=int(used), window_calls=int(window), counting_since=_aware(since))
 
     def top(self, month_start: datetime, limit: int) -> list[tuple[str, int]]:
@@ -171,7 +173,8 @@ class DatabaseLedger:
         c = MeteredCall.__table__.c
         total = func.sum(c.calls)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(c.company_source_id, total).where(c.hour_start >= month_start)
+            rows = conn.execute(select(c.company_source_id, total).where(c.hour_start >= month_start,
+                                                                         c.hour_start < next_month_start(month_start))
                                 .group_by(c.company_source_id).order_by(total.desc(), c.company_source_id)
                                 .limit(limit)).all()
         return [(realm, int(n)) for realm, n in rows]

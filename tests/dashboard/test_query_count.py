@@ -126,4 +126,5 @@ def test_statements_per_page_do_not_grow_with_the_object_types_switched_on(app, 
     assert html.count('aria-checked="true"') == 28
     for url in urls:
         assert len(two[url]) == len(all_types[url]), (url, "\n\n".join(all_types[url]))
-    assert len(all_types["/"]) <= 5 and len(all_types["/companies/100"]) <= 6, all_types
+    # One statement each is the API-budget banner's (embedded backend; with Redis it costs none).
+    assert len(all_types["/"]) <= 6 and len(all_types["/companies/100"]) <= 7, all_types

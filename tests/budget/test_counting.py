@@ -1,0 +1,56 @@
+"""Every metered call is counted once, per month and company, shared by the processes."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dashboard.models import utcnow
+from dashboard.qbo.client import RequestEvent
+from dashboard.sync import budget as rules
+
+
+def test_metered_counts_answered_reads_by_their_items_and_not_429s():
+    from dashboard.services.budget import metered
+
+    event = RequestEvent(realm="1", kind="batch", status=200, seconds=0.1, items=7, intuit_tid=None)
+    assert metered(event) == 7
+    assert metered(RequestEvent("1", "cdc", 200, 0.1, 1, None)) == 1
+    assert metered(RequestEvent("1", "query", 400, 0.1, 1, None)) == 1  # a refused query was still read
+    assert metered(RequestEvent("1", "query", 429, 0.1, 1, None)) == 0  # throttled: Intuit served nothing
+    assert metered(RequestEvent("1", "query", 0, 30.0, 1, None)) == 0   # no answer
+
+
+def test_counts_by_month_hour_and_company(app, fresh_budget):
+    from dashboard.services import budget
+
+    with app.app_context():
+        ledger = budget.ledger()
+        now = utcnow()
+        december = rules.month_start(now) - timedelta(hours=1)  # the last hour of the previous month
+        ledger.add({"111": 5}, december)
+        ledger.add({"111": 3, "222": 10}, now)
+        ledger.add({"222": 2}, now)
+        ledger.flush()
+        reading = ledger.read(rules.month_start(now), rules.rate_window_start(now, None), now)
+        assert reading.used == 15                   # this month only
+        assert reading.counting_since == rules.hour_start(december)
+        in_window = 15 + (5 if december >= rules.rate_window_start(now, None) else 0)
+        assert reading.window_calls == in_window    # the rate's window may reach into last month
+        assert ledger.top(rules.month_start(now), 10) == [("222", 12), ("111", 3)]
+        assert ledger.top(rules.month_start(december), 10) == [("111", 5)]
+        snap = budget.snapshot(now)
+        assert (snap.month_start, snap.used, snap.budget) == (rules.month_start(now), 15, 500_000)
+        assert snap.projected >= 15 and not snap.paused
+        assert snap.used_share == 15 / 500_000 and snap.projected_share == snap.projected / 500_000
+
+
+def test_the_budget_setting(tmp_path):
+    import pytest
+
+    from dashboard.config import ConfigError, load_config
+
+    env = {"SECRET_KEY": "x" * 32, "TOKEN_ENCRYPTION_KEYS": "SEByAMfZKDQ_U8ngNv4CqL0IyYJgdZU4eJzqBFB02sY="}
+    assert load_config(env, tmp_path).qbo_monthly_call_budget == 500_000
+    assert load_config({**env, "QBO_MONTHLY_CALL_BUDGET": "20000"}, tmp_path).qbo_monthly_call_budget == 20_000
+    for bad in ("lots", "0", "-5"):
+        with pytest.raises(ConfigError, match="QBO_MONTHLY_CALL_BUDGET"):
+            load_config({**env, "QBO_MONTHLY_CALL_BUDGET": bad}, tmp_path)
