@@ -77,7 +77,7 @@ class PaceView:
     webhook_interval: timedelta
     idle_interval: timedelta
     used: int = 0
-    projected: int = 0
+    projected: int = 0  # the month's calls at the normal pace (``rules.unslowed_projection``)
     budget: int = 0
     decided_at: datetime | None = None
 
@@ -274,17 +274,20 @@ def govern(now: datetime | None = None) -> Governance:
     snap = snapshot(now)
     before = current_pace()
     base = before.base
-    decided = rules.plan_pace(used=snap.used, budget=snap.budget, rate=snap.rate_per_day / 86400, now=now,
-                              interval=base, fleet=fleet(now), current=before.pace)
+    companies, rate = fleet(now), snap.rate_per_day / 86400
+    decided = rules.plan_pace(used=snap.used, budget=snap.budget, rate=rate, now=now, interval=base,
+                              fleet=companies, current=before.pace)
+    unslowed = rules.unslowed_projection(used=snap.used, rate=rate, now=now, interval=base, fleet=companies,
+                                         current=before.pace)
     after = PaceView(base=base, webhook_interval=rules.paced_interval(base, decided.webhook_factor),
                      idle_interval=rules.paced_interval(base, decided.idle_factor),
-                     used=snap.used, projected=snap.projected, budget=snap.budget, decided_at=now)
+                     used=snap.used, projected=unslowed, budget=snap.budget, decided_at=now)
     _save(after)
     _pull_in(before, after, now)
     if (after.webhook_interval, after.idle_interval) != (before.webhook_interval, before.idle_interval):
-        log.warning("API budget: %s of %s metered calls used, %s projected by %s; scheduled syncs now every "
+        log.warning("API budget: %s of %s metered calls used, %s projected by %s unslowed; scheduled syncs now every "
                     "%s (webhook-fed companies) and %s (others)", f"{snap.used:,}", f"{snap.budget:,}",
-                    f"{snap.projected:,}", f"{snap.renews_at:%Y-%m-%d}", after.webhook_interval,
+                    f"{unslowed:,}", f"{snap.renews_at:%Y-%m-%d}", after.webhook_interval,
                     after.idle_interval)
     if isinstance(ledger(), DatabaseLedger):
         ledger().prune(snap.month_start - KEEP_BUCKETS)

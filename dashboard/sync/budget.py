@@ -129,10 +129,7 @@ def plan_pace(*, used: int, budget: int, rate: float, now: datetime, interval: t
         return NORMAL
     max_factor = max(1.0, max_interval / interval)
     allowance = (budget - used) / left
-    scheduled = (cycle_rate(fleet.webhook_fed, interval, current.webhook_factor)
-                 + cycle_rate(fleet.idle, interval, current.idle_factor))
-    rest = max(0.0, rate - scheduled)
-    room = allowance - rest  # calls per second the scheduled cycles may spend from now on
+    room = allowance - unpaced_rate(rate, interval, fleet, current)  # calls per second the scheduled cycles may spend from now on
     webhook_demand = cycle_rate(fleet.webhook_fed, interval)
     idle_demand = cycle_rate(fleet.idle, interval)
     if webhook_demand + idle_demand <= room:
@@ -145,6 +142,25 @@ def plan_pace(*, used: int, budget: int, rate: float, now: datetime, interval: t
         webhook_factor = 1.0
     idle_room = room - cycle_rate(fleet.webhook_fed, interval, webhook_factor)
     return Pace(webhook_factor=webhook_factor, idle_factor=_stretch(idle_demand, idle_room, max_factor))
+
+
+def unpaced_rate(rate: float, interval: timedelta, fleet: Fleet, current: Pace) -> float:
+    """Return the part of the measured rate that is not the scheduled cycles (modelled at ``current``)."""
+    scheduled = (cycle_rate(fleet.webhook_fed, interval, current.webhook_factor)
+                 + cycle_rate(fleet.idle, interval, current.idle_factor))
+    return max(0.0, rate - scheduled)
+
+
+def unslowed_projection(*, used: int, rate: float, now: datetime, interval: timedelta, fleet: Fleet,
+                        current: Pace = NORMAL) -> int:
+    """Return the month's calls at its end if every company were scheduled at the normal pace.
+
+    This is the projection the governor weighs (``plan_pace`` stretches exactly when it
+    passes the budget): the measured rate, with the scheduled cycles counted at their
+    normal pace rather than at whatever pace they are slowed to now.
+    """
+    demand = unpaced_rate(rate, interval, fleet, current) + cycle_rate(fleet.webhook_fed + fleet.idle, interval)
+    return int(round(used + demand * max(seconds_left(now), 0.0)))
 
 
 def _stretch(demand: float, room: float, max_factor: float) -> float:
