@@ -54,3 +54,18 @@ def test_the_budget_setting(tmp_path):
     for bad in ("lots", "0", "-5"):
         with pytest.raises(ConfigError, match="QBO_MONTHLY_CALL_BUDGET"):
             load_config({**env, "QBO_MONTHLY_CALL_BUDGET": bad}, tmp_path)
+
+
+# The OAuth tests' simulator fixtures: a connect goes through the real callback.
+from tests.oauth.conftest import connect, qbo, sandbox  # noqa: E402,F401
+
+
+def test_the_companyinfo_read_at_connect_is_counted(signed_in, qbo, db_session, fresh_budget):
+    from dashboard.services import budget
+
+    realm = qbo.sim.realms()[0]
+    assert connect(signed_in, realm).status_code == 302
+    served = [e for e in qbo.sim.request_log(realm) if "/companyinfo/" in e["path"]]
+    assert len(served) == 1
+    assert budget.snapshot().used == 1
+    assert budget.overview().consumers[0].realm == realm
