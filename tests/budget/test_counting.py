@@ -69,3 +69,17 @@ def test_the_companyinfo_read_at_connect_is_counted(signed_in, qbo, db_session, 
     assert len(served) == 1
     assert budget.snapshot().used == 1
     assert budget.overview().consumers[0].realm == realm
+
+
+def test_sync_now_says_it_spends_over_the_budget(app, runner, fresh_budget):
+    from tests.budget.conftest import set_budget
+    from tests.dashboard import factories as make
+
+    from dashboard.services import budget
+
+    with app.app_context():
+        make.company("100", "Alpha")
+        budget.count_calls("100", 3)
+    set_budget(app, 3)
+    result = runner.invoke(args=["sync", "now", "--company", "999"])
+    assert "API budget: It spends metered calls over this month's budget (3 of 3 used" in result.output
