@@ -145,3 +145,17 @@ def test_nothing_fits_past_the_budget_the_slowest_pace_then_the_pause():
 def test_an_empty_fleet_has_nothing_to_pace():
     assert rules.plan_pace(used=0, budget=1, rate=5.0, now=at(2027, 1, 2), interval=FIVE_MIN,
                            fleet=Fleet(0, 0)) == Pace()
+
+
+def test_the_new_month_lifts_the_pause_and_the_stretch():
+    fleet = Fleet(webhook_fed=1, idle=1)
+    december = at(2026, 12, 31, 23, 59)
+    stretched = rules.plan_pace(used=499_999, budget=500_000, rate=0.05, now=december, interval=FIVE_MIN,
+                                fleet=fleet)
+    assert stretched.slowed and not rules.paused(499_999, 500_000)
+    assert rules.paused(500_000, 500_000)
+    january = at(2027, 1, 1, 0, 1)
+    assert rules.plan_pace(used=3, budget=500_000, rate=0.05, now=january, interval=FIVE_MIN, fleet=fleet,
+                           current=stretched) == Pace()
+    assert rules.unslowed_projection(used=3, rate=0.05, now=january, interval=FIVE_MIN, fleet=fleet,
+                                     current=stretched) < 500_000

@@ -149,3 +149,23 @@ def test_tiny_budget_stretches_then_pauses_then_resumes(app, signed_in, fresh_bu
             slots = db.session.execute(select(Company.next_sync_at)).scalars().all()
             assert all(slot <= now + FIVE_MIN for slot in slots)
         assert "At the normal pace" in _text(signed_in.get("/budget"))
+
+
+def test_backfills_keep_the_configured_interval_while_others_are_slowed(app, fresh_budget):
+    from dashboard.services import budget
+    from dashboard.services.sync_schedule import schedule_due_companies
+    from tests.dashboard import factories as make
+
+    t0 = utcnow()
+    with app.app_context():
+        make.company("100", "Synced", next_sync_at=None)
+        make.healthy("100")
+        make.company("200", "Backfilling", next_sync_at=None)  # no type has finished its backfill
+        set_budget(app, 1)  # nothing used yet, but nothing to spare: the slowest pace
+        assert schedule_due_companies(t0) == []
+        assert budget.current_pace().idle_interval == rules.MAX_INTERVAL
+        t1 = t0 + FIVE_MIN
+        assert sorted(schedule_due_companies(t1)) == ["100", "200"]
+        slots = dict(db.session.execute(select(Company.source_id, Company.next_sync_at)).all())
+        assert t1 + timedelta(hours=23) < slots["100"] <= t1 + rules.MAX_INTERVAL
+        assert slots["200"] <= t1 + FIVE_MIN
