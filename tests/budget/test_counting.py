@@ -83,3 +83,29 @@ def test_sync_now_says_it_spends_over_the_budget(app, runner, fresh_budget):
     set_budget(app, 3)
     result = runner.invoke(args=["sync", "now", "--company", "999"])
     assert "API budget: It spends metered calls over this month's budget (3 of 3 used" in result.output
+
+
+def test_the_budget_page_costs_the_same_statements_for_few_or_many_consumers(app, signed_in, fresh_budget):
+    from dashboard.extensions import db
+    from dashboard.services import budget
+    from tests.dashboard import factories as make
+    from tests.dashboard.test_query_count import _queries_for_page
+
+    with app.app_context():
+        for i in range(3):
+            make.company(f"{i:03}", f"Company {i:03}")
+            budget.count_calls(f"{i:03}", 10 + i)
+        budget.ledger().flush()  # the counting itself is not the page's
+        db.session.remove()
+    few = _queries_for_page(app, signed_in, "/budget")
+    with app.app_context():
+        for i in range(3, 60):
+            make.company(f"{i:03}", f"Company {i:03}")
+            budget.count_calls(f"{i:03}", 10 + i)
+        budget.ledger().flush()  # the counting itself is not the page's
+        db.session.remove()
+    many = _queries_for_page(app, signed_in, "/budget")
+    assert len(few) == len(many) <= 6, "\n\n".join(many)
+    html = signed_in.get("/budget").get_data(as_text=True)
+    assert "Company 059" in html and "Company 049" not in html  # the top 10 only
+    assert f"{sum(10 + i for i in range(60)):,}" in html
