@@ -51,9 +51,15 @@ TUNING: dict[str, tuple[float, type, float]] = {
     "SYNC_PAGE_CONCURRENCY": (4, int, 1),       # backfill pages fetched at once per object type
     "SYNC_OVERLAP_SECONDS": (300.0, float, 0),  # incremental windows overlap by this (clock skew)
     "QBO_CDC_MAX_OBJECTS": (1000, int, 1),      # CDC's cap; a full answer falls back to queries
-    "QBO_HTTP_RETRIES": (4, int, 0),            # retries of one request after 429/5xx
+    # One retry budget per failure: a request is retried in place only where that can fix
+    # it at once (a dropped connection, one 5xx), the run's retries do the rest, so a
+    # persistently failing endpoint costs (1 + QBO_HTTP_RETRIES) × (1 + SYNC_RETRIES) = 8
+    # requests before it shows Failed.
+    "QBO_HTTP_RETRIES": (1, int, 0),            # in-place retries of one request after a 5xx/timeout/drop
     "QBO_HTTP_RETRY_DELAY": (0.5, float, 0),
-    "QBO_HTTP_MAX_WAIT": (30.0, float, 0),      # cap on one wait, even when Retry-After says more
+    "QBO_HTTP_MAX_WAIT": (5.0, float, 0),       # a longer Retry-After is waited for in the queue
+    "QBO_THROTTLE_WAIT": (60.0, float, 0),      # after a 429 without Retry-After, the run waits this (Intuit: 60 s)
+    "SYNC_THROTTLE_DEFERRALS": (10, int, 0),    # 429 deferrals in a row without a page saved before it counts as a failure
     "QBO_HTTP_TIMEOUT": (60.0, float, 1),       # read timeout of one request
     "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers
     "QBO_LIMIT_PER_SECOND": (10, int, 1),
@@ -61,6 +67,12 @@ TUNING: dict[str, tuple[float, type, float]] = {
     # PostgreSQL ends a token refresher idle this long inside its locked transaction (paused,
     # cut off), freeing the lock; keep it above the 10 s OAuth timeout.
     "TOKEN_LOCK_IDLE_TIMEOUT_SECONDS": (60.0, float, 1),
+    # Retention (services/retention.py, daily): sync runs, webhook deliveries and parity
+    # checks older than RETENTION_DAYS go, keeping each company's last runs per object type;
+    # the audit trail keeps at least a year (the database refuses younger deletes).
+    "RETENTION_DAYS": (30, int, 1),
+    "RETENTION_KEEP_RUNS": (5, int, 1),
+    "AUDIT_RETENTION_DAYS": (365, int, 365),
 }
 
 

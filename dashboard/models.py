@@ -395,6 +395,28 @@ class ParityCheck(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)  # why, then
 
 
+class AuditEvent(Base):
+    """One operator action (or sign-in attempt): who, what, on which company, from where.
+
+    Append-only: the code has no path that updates or deletes a row, and the database
+    refuses both (a trigger, see the migration) except deleting rows older than a year.
+    ``company_source_id`` is not a foreign key: the trail outlives a removed company.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_company_occurred", "company_source_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)  # operator username, "cli:<user>", or the name tried
+    action: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    company_source_id: Mapped[Optional[str]] = mapped_column(String(64))
+    object_type: Mapped[Optional[str]] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")  # ok, refused, failed
+    detail: Mapped[Optional[str]] = mapped_column(Text)  # one human sentence; never a token or password
+    remote_addr: Mapped[Optional[str]] = mapped_column(String(64))
+
+
 declare_object_tables()
 
 

@@ -11,7 +11,7 @@ from flask import Flask
 from huey import Huey
 
 from ..services import work_queue
-from . import sync, tokens, webhooks
+from . import retention, sync, tokens, webhooks
 
 EXTENSION = "tasks"
 
@@ -32,7 +32,7 @@ class HueyWorkQueue:
 def install(app: Flask, huey: Huey) -> SimpleNamespace:
     """Declare the tasks on ``huey`` for ``app`` and make them the app's work queue."""
     declared = SimpleNamespace(**vars(sync.declare(huey, app)), **vars(tokens.declare(huey, app)),
-                               **vars(webhooks.declare(huey, app)))
+                               **vars(webhooks.declare(huey, app)), **vars(retention.declare(huey, app)))
     app.extensions[EXTENSION] = declared
     work_queue.install(app, HueyWorkQueue(huey, declared))
     return declared

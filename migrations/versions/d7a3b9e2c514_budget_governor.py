@@ -1,7 +1,7 @@
 """budget governor: metered calls per hour and company, and the governor's pace
 
 Revision ID: d7a3b9e2c514
-Revises: c5d2a8e4f163
+Revises: d1a7e3f5b209
 Create Date: 2026-12-05 11:40:00
 
 ``metered_call`` counts Intuit's metered calls when no Redis is configured (with
@@ -14,7 +14,7 @@ from alembic import op
 import dashboard.types
 
 revision = 'd7a3b9e2c514'
-down_revision = 'c5d2a8e4f163'
+down_revision = 'd1a7e3f5b209'
 branch_labels = None
 depends_on = None
 
