@@ -61,7 +61,8 @@ def schedule_due_companies(now: datetime | None = None,
     now = now or utcnow()
     governance = budget.govern(now)
     if governance.snapshot.paused:
-        log.warning("Scheduled syncs paused: %s of %s metered calls used this month",
+        # Info, once a minute: the banner and the budget alert say it to people.
+        log.info("Scheduled syncs paused: %s of %s metered calls used this month",
                     f"{governance.snapshot.used:,}", f"{governance.snapshot.budget:,}")
         return []
     interval = governance.pace.base
