@@ -17,7 +17,7 @@ from .config import ConfigError, Settings, load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 from .services import type_switches
 from .services.token_keys import keys_open_stored_tokens
-from .views import alerts, audit, auth, companies, errors, health, oauth, webhooks
+from .views import alerts, audit, auth, budget, companies, errors, health, oauth, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS_CANNOT_OPEN_TOKENS = (
@@ -114,7 +114,7 @@ def register_queue(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, auth, companies, audit, alerts, webhooks):
+    for module in (health, auth, companies, audit, alerts, budget, webhooks):
         app.register_blueprint(module.bp)
     oauth.register(app)  # also loads the integrations registry
 

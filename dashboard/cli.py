@@ -15,7 +15,7 @@ from .models import Company, ConnectionState, RunStatus
 from .services.operators import OperatorError, create_operator as create, set_password
 from .services.sync_jobs import SyncRequestError
 from .services.sync_foreground import sync_now
-from .services import audit, parity, type_switches
+from .services import audit, budget, parity, type_switches
 from .services.token_keys import rotate_keys as rotate
 from .sync.errors import SyncError
 from .sync.specs import SPECS, ordered
@@ -167,6 +167,8 @@ def sync_now_command(realm: str | None, object_types: tuple[str, ...], full: boo
         .order_by(Company.source_id)).scalars().all()
     if not realms:
         raise click.ClickException("No connected company to sync.")
+    if note := budget.over_budget_note():
+        click.echo(f"API budget: {note}", err=True)
     failed = 0
     for source_id in realms:
         click.echo(f"Syncing {source_id}{' (full resync)' if full else ''}...")

@@ -123,6 +123,9 @@ class Settings:
     alert_email_from: str | None = None
     alert_email_to: tuple[str, ...] = ()
     alert_base_url: str | None = None
+    # Metered ("CorePlus") calls this app may spend per calendar month, UTC (Intuit's free
+    # Builder tier allows 500,000); the budget governor paces and pauses scheduled syncs by it.
+    qbo_monthly_call_budget: int = 500_000
 
     def redis_key(self, *parts: str) -> str:
         """Return a Redis key (or key prefix) inside this deployment's namespace."""
@@ -242,6 +245,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
         **_alerts(env),
+        qbo_monthly_call_budget=_number(env, "QBO_MONTHLY_CALL_BUDGET", 500_000, int, 1),
     )
 
 

@@ -475,3 +475,32 @@ class AlertDelivery(Base):
     next_attempt_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())  # after a failed attempt
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+
+# --- API-budget governor -----------------------------------------------------------------
+
+class MeteredCall(Base):
+    """Metered Intuit calls per hour and company (the embedded backend's counter; Redis
+    holds it when REDIS_URL is set). A month's use is the sum of its hours."""
+
+    __tablename__ = "metered_call"
+
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    company_source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class BudgetPace(Base):
+    """The governor's last decision (one row): how much scheduled syncs are stretched, and why."""
+
+    __tablename__ = "budget_pace"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Seconds between scheduled syncs: the configured interval, and the paced one of each group.
+    base_interval_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    webhook_interval_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    idle_interval_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    used: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    projected: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    budget: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -168,6 +168,22 @@ def app():
     return application
 
 
+def _forget_metered_calls(app) -> None:
+    """Every test starts with no metered call counted (the budget governor's counter lives
+    in Redis, or in a table after the in-process buffer is flushed)."""
+    from dashboard.redis_client import redis_client
+    from dashboard.services import budget
+
+    settings = app.config["SETTINGS"]
+    if settings.redis_url:
+        client = redis_client(settings.redis_url)
+        keys = list(client.scan_iter(match=settings.redis_key("budget") + ":*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        budget.ledger().flush()  # into the table, which is emptied next
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request):
     """Empty every table and the queue after each test that used the app."""
@@ -181,6 +197,7 @@ def _clean_state(request):
 
     with _APP.app_context():
         db.session.remove()
+        _forget_metered_calls(_APP)
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         with db.engine.begin() as conn:
             if db.engine.dialect.name == "postgresql":

@@ -21,7 +21,7 @@ from ..extensions import db
 from ..integrations import TokenSet, get_integration
 from ..integrations.errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
 from ..models import Company, OAuthState, utcnow
-from . import sync_jobs
+from . import budget, sync_jobs
 from .connections import Connected, save_grant
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,16 @@ def _account_name(integration, realm: str, tokens: TokenSet) -> str | None:
     the new token opens that company (a tampered realmId gets 401/403).
     """
     try:
-        return integration.account_name(realm, tokens.access_token)
+        name = integration.account_name(realm, tokens.access_token)
     except AccountMismatch as exc:
         log.warning("Callback realm does not match its token: %s", exc)
         _revoke_quietly(integration, tokens)
         raise CallbackRejected("realm_mismatch", "Connection failed",
                                "The company id in the answer from Intuit does not match its token, so "
                                f"nothing was connected. {_START_AGAIN}") from None
+    if integration.name == "qbo":  # Intuit meters the CompanyInfo read like any data read
+        budget.count_calls(realm)
+    return name
 
 
 def _revoke_quietly(integration, tokens) -> None:

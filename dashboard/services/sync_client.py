@@ -11,6 +11,7 @@ from ..qbo.client import QboClient, RequestObserver
 from ..redis_client import redis_client
 from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from ..sync.policy import RetryPolicy
+from . import budget
 from . import tokens as token_service
 
 # The embedded backend runs one worker process: its limiter lives in that process.
@@ -76,7 +77,7 @@ class VaultTokens:
 
 def request_observers() -> tuple[RequestObserver, ...]:
     """Who hears of every request to Intuit (each observer must be cheap and never raise on purpose)."""
-    return ()
+    return (budget.call_counter(),)
 
 
 def build_client(realm: str) -> QboClient:

@@ -6,13 +6,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Callable
 
-from flask import current_app
 from sqlalchemy import or_, select, update
 
 from ..extensions import db
-from ..models import Company, ConnectionState, RunStatus, SyncRun, utcnow
+from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync import policy
-from . import sync_jobs
+from . import budget, sync_jobs
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +52,35 @@ def schedule_due_companies(now: datetime | None = None,
     Each company is claimed by a compare-and-set on ``next_sync_at``, so when several
     consumers run this at once, exactly one queues it. New companies get a first slot
     spread over the interval by a hash of their id.
+
+    The budget governor sets the pace first: while the month's metered calls are at the
+    budget nothing is queued (slots are kept and caught up once it lifts); while the
+    projection passes it, incremental cycles come at the governor's stretched interval.
+    Backfills keep the configured interval.
     """
     now = now or utcnow()
-    interval = timedelta(minutes=current_app.config["SETTINGS"].sync_interval_minutes)
+    governance = budget.govern(now)
+    if governance.snapshot.paused:
+        # Info, once a minute: the banner and the budget alert say it to people.
+        log.info("Scheduled syncs paused: %s of %s metered calls used this month",
+                    f"{governance.snapshot.used:,}", f"{governance.snapshot.budget:,}")
+        return []
+    interval = governance.pace.base
     request = request or sync_jobs.request_sync
     rows = db.session.execute(
-        select(Company.source_id, Company.next_sync_at).where(
+        select(Company.source_id, Company.next_sync_at, Company.last_webhook_at).where(
             Company.connection_state == ConnectionState.CONNECTED,
             or_(Company.next_sync_at.is_(None), Company.next_sync_at <= now))).all()
     queued: list[str] = []
-    for source_id, due in rows:
+    for source_id, due, last_webhook_at in rows:
+        kind = None
         if due is None:
             new, run_now_ = policy.first_due(now, interval, source_id), False
             guard = Company.next_sync_at.is_(None)
         else:
-            new, run_now_ = policy.next_due(due, now, interval), True
+            kind = sync_jobs.resume_kind(source_id)
+            paced = interval if kind is RunKind.BACKFILL else governance.interval_for(last_webhook_at, now)
+            new, run_now_ = policy.next_due(due, now, paced), True
             guard = Company.next_sync_at == due
         result = db.session.execute(update(Company).where(Company.source_id == source_id, guard)
                                     .values(next_sync_at=new))
@@ -75,7 +88,7 @@ def schedule_due_companies(now: datetime | None = None,
         if result.rowcount != 1 or not run_now_:
             continue
         try:
-            request(source_id, kind=sync_jobs.resume_kind(source_id), trigger="schedule")
+            request(source_id, kind=kind, trigger="schedule")
             queued.append(source_id)
         except sync_jobs.SyncRequestError as exc:
             log.info("Not scheduling %s: %s", source_id, exc)

@@ -14,7 +14,7 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import audit, connections, parity, sync_jobs, type_switches
+from ..services import audit, budget, connections, parity, sync_jobs, type_switches
 from .audit import note
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
@@ -154,7 +154,7 @@ def retry(realm: str):
         return _refuse(realm, str(exc), 409)
     note("retry", realm, object_type=object_type, detail="queued" if created else "joined the sync already queued")
     if created:
-        flash(f"Retry of {labels[object_type].lower()} queued.", "success")
+        flash(_over_budget(f"Retry of {labels[object_type].lower()} queued."), "success")
     else:
         flash(f"A sync of {labels[object_type].lower()} is already queued.", "warning")
     return _after_action(realm)
@@ -190,7 +190,8 @@ def switch_object_type(realm: str, object_type: str):
         except sync_jobs.SyncRequestError as exc:  # disconnected meanwhile: the switch stands
             flash(f"{o.label} switched on; no sync could be queued yet: {exc}", "warning")
         else:
-            flash(f"{o.label} switched on: a sync of {name} is queued to bring them up to date.", "success")
+            flash(_over_budget(f"{o.label} switched on: a sync of {name} is queued to bring them up to date."),
+                  "success")
     else:
         flash(f"{o.label} switched on: they sync once the company is connected again.", "success")
     return _after_action(realm)
@@ -215,7 +216,7 @@ def full_resync_object_type(realm: str, object_type: str):
     note("type_full_resync", realm, object_type=object_type,
          detail="queued" if created else "added to the sync already queued or running")
     if created:
-        flash(f"Full resync of {o.label.lower()} queued.", "success")
+        flash(_over_budget(f"Full resync of {o.label.lower()} queued."), "success")
     else:
         flash(f"A sync of this company is already queued or running: the full resync of {o.label.lower()} "
               "is added to it.", "warning")
@@ -243,7 +244,7 @@ def parity_check(realm: str):
         return _refuse(realm, f"Cannot check parity: {exc}.", 409)
     note("parity_check", realm, detail="queued" if created else "requested from the sync already queued or running")
     if created:
-        flash("Parity check queued: it runs after the next sync of this company.", "success")
+        flash(_over_budget("Parity check queued: it runs after the next sync of this company."), "success")
     else:
         flash("Parity check requested: it runs when the sync already queued or running for this company ends.",
               "success")
@@ -275,10 +276,16 @@ def _queue(realm: str, kind: RunKind, label: str):
     note("full_resync" if kind is RunKind.FULL_RESYNC else "resync", realm,
          detail="queued" if created else "a sync was already queued or running")
     if created:
-        flash(f"{label} queued.", "success")
+        flash(_over_budget(f"{label} queued."), "success")
     else:
         flash("Nothing new was queued: a sync of this company is already queued or running.", "warning")
     return _after_action(realm)
+
+
+def _over_budget(message: str) -> str:
+    """Add to an action's flash that it spends over the API budget, while scheduled syncs are paused."""
+    note = budget.over_budget_note()
+    return f"{message} {note}" if note else message
 
 
 def _confirmed() -> bool:

@@ -263,3 +263,34 @@ def test_a_hanging_sink_and_a_dead_mail_server_time_out_retry_and_are_recorded_w
     assert "failed for good" in caplog.text
     for secret in ("pa55w0rd", "s3cr3t", SECRET_PATH):
         assert secret not in caplog.text and secret not in webhook.last_error + email.last_error
+
+
+def test_the_api_budget_is_said_at_80_and_100_percent_of_its_projection(app, db_session, sink):
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from dashboard.services import budget
+
+    settings = app.config["SETTINGS"]
+    app.config["SETTINGS"] = replace(settings, qbo_monthly_call_budget=1_000)
+    end = datetime(2026, 12, 31, 23, 0, tzinfo=timezone.utc)  # an hour before the month turns
+    try:
+        with alert_settings(app, alert_webhook_url=sink.url, alert_webhook_format="json"), running_consumer(app):
+            budget.count_calls(REALM, 450, end - timedelta(minutes=15))
+            snap = budget.snapshot(end)
+            assert 0.8 <= snap.projected_share < 1.0, snap
+            assert reconcile(end).opened == 1
+            [first] = sink.wait_for(1)
+            assert reconcile(end + timedelta(minutes=1)).events == []  # said once while it lasts
+            budget.count_calls(REALM, 100, end + timedelta(minutes=2))
+            assert budget.snapshot(end + timedelta(minutes=3)).projected_share >= 1.0
+            reconcile(end + timedelta(minutes=3))
+            second = sink.wait_for(2)[1]
+            wait_until(lambda: deliveries_settled(db_session), what="deliveries")
+    finally:
+        app.config["SETTINGS"] = settings
+    assert first["kind"] == "budget" and first["key"] == "budget" and first["company"] is None
+    assert first["title"].startswith("QuickBooks API calls are projected to reach 9")
+    assert "450 metered calls used" in first["message"] and "budget 1,000" in first["message"]
+    assert second["key"] == "budget" and second["title"].endswith("of this month's budget")
+    assert second["title"] != first["title"]

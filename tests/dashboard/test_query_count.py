@@ -82,7 +82,9 @@ def test_company_page_query_count_does_not_grow_with_history(app, signed_in):
         make.records("100", customers=500, invoices=500)
         db.session.remove()
     many = _queries_for_page(app, signed_in, "/companies/100")
-    assert len(few) == len(many) <= 7, "\n\n".join(many)
+    # Two of them are the API budget's: the pause banner's count (embedded backend; none with
+    # Redis) and the governor's pace for the "Scheduled syncs" card.
+    assert len(few) == len(many) <= 8, "\n\n".join(many)
 
 
 def test_statements_per_page_do_not_grow_with_the_object_types_switched_on(app, signed_in):
@@ -126,4 +128,5 @@ def test_statements_per_page_do_not_grow_with_the_object_types_switched_on(app, 
     assert html.count('aria-checked="true"') == 28
     for url in urls:
         assert len(two[url]) == len(all_types[url]), (url, "\n\n".join(all_types[url]))
-    assert len(all_types["/"]) <= 5 and len(all_types["/companies/100"]) <= 6, all_types
+    # One statement each is the API-budget banner's (embedded backend; with Redis it costs none).
+    assert len(all_types["/"]) <= 6 and len(all_types["/companies/100"]) <= 8, all_types

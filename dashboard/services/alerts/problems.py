@@ -18,6 +18,7 @@ from ...extensions import db
 from ...models import Company, ConnectionState, SyncState, SyncStatus
 from ...sync import parity as parity_rules
 from ...sync.specs import SPECS
+from .. import budget as budget_service
 from .. import parity
 
 # Failure kinds another source already reports (the company's reconnect alert), or that
@@ -155,10 +156,33 @@ def token_hard_expiry(now: datetime) -> list[Problem]:
     return problems
 
 
-# Every kind of problem and the function that finds it. The lead adds the budget here.
+BUDGET_STAGES = ((1.0, "100 %"), (0.8, "80 %"))  # share of the month's budget the projection reaches
+
+
+def budget(now: datetime) -> list[Problem]:
+    """The month's metered calls projected past 80 %, then 100 %, of QBO_MONTHLY_CALL_BUDGET
+    (or spent: scheduled syncs are paused). App-wide; a higher stage notifies again."""
+    snap = budget_service.snapshot(now)
+    if snap.paused:
+        stage, title = "spent", "The QuickBooks API budget of this month is spent: scheduled syncs are paused"
+    else:
+        stage = next((name for share, name in BUDGET_STAGES if snap.projected_share >= share), None)
+        if stage is None:
+            return []
+        title = f"QuickBooks API calls are projected to reach {snap.projected_share:.0%} of this month's budget"
+    return [Problem(
+        key="budget", kind="budget", title=title, stage=stage,
+        message=(f"{snap.used:,} metered calls used since {snap.month_start:%Y-%m-%d}, {snap.projected:,} projected "
+                 f"by the month's end, budget {snap.budget:,} (QBO_MONTHLY_CALL_BUDGET). The governor slows "
+                 "scheduled syncs of idle companies to land under it and pauses them at the budget; operator "
+                 "actions still run. See the API budget page."))]
+
+
+# Every kind of problem and the function that finds it.
 SOURCES: dict[str, Source] = {
     "sync_failed": failed_types,
     "reconnect_required": reconnect_required,
     "parity_failure": parity_failures,
     "token_hard_expiry": token_hard_expiry,
+    "budget": budget,
 }
