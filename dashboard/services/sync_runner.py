@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm.exc import ObjectDeletedError
 
+from .. import logs
 from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
-from . import parity, sync_jobs, type_switches
+from . import metrics, parity, sync_jobs, type_switches
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
 
@@ -116,6 +118,11 @@ def execute_run(run_id: int, retries_left: int = 0, progress: Progress | None = 
 
 def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | None = None) -> Summary | None:
     """Execute a run this process claimed, under the company lock; None if it was cancelled."""
+    with logs.bound(realm=run.company_source_id, run_id=run.id):  # every line of the run says which
+        return _execute_claimed(run, retries_left, progress)
+
+
+def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None) -> Summary | None:
     company = db.session.execute(select(Company).where(Company.source_id == run.company_source_id)).scalar_one()
     if company.connection_state != ConnectionState.CONNECTED:
         _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {company.connection_state}")
@@ -152,6 +159,7 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
     except RunCancelled:
         db.session.rollback()
         log.info("Run %s stopped: cancelled or taken over", run.id)
+        _count(run, RunStatus.CANCELLED.value)
         return None
     except SyncError as exc:
         final = final or not exc.retryable
@@ -188,16 +196,31 @@ def _reset_done(run: SyncRun) -> bool:
 
 def _finish(run: SyncRun, status: RunStatus, error: str | None) -> None:
     db.session.rollback()
-    db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING).values(
-        status=status, finished_at=utcnow(), lease_expires_at=None, error_message=error))
+    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
+                                .values(status=status, finished_at=utcnow(), lease_expires_at=None,
+                                        error_message=error))
     db.session.commit()
+    if result.rowcount == 1:  # not when a cancel or a takeover ended it first
+        _count(run, status.value)
 
 
 def _requeue(run: SyncRun, message: str) -> None:
     db.session.rollback()
-    db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING).values(
-        status=RunStatus.QUEUED, lease_expires_at=None, error_message=message))
+    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
+                                .values(status=RunStatus.QUEUED, lease_expires_at=None, error_message=message))
     db.session.commit()
+    if result.rowcount == 1:
+        _count(run, "retried")
+
+
+def _count(run: SyncRun, outcome: str) -> None:
+    """Count one ended attempt of ``run`` and how long it took since its claim."""
+    try:
+        kind, started = run.kind, run.started_at
+    except ObjectDeletedError:  # its company was deleted meanwhile: nothing left to count
+        return
+    seconds = (utcnow() - started).total_seconds() if started is not None else None
+    metrics.run_ended(RunKind(kind).value, outcome, seconds)
 
 
 def _queue_followup(run: SyncRun) -> None:

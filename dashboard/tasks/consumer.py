@@ -9,6 +9,7 @@ from flask import Flask
 from huey.consumer_options import ConsumerConfig
 
 from ..queue import app_huey
+from ..services import metrics
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
 
@@ -41,6 +42,7 @@ def run_consumer(app: Flask, workers: int, periodic: bool) -> None:
                             check_worker_health=True, scheduler_interval=1)
     config.validate()  # logging is already configured by the app (one line per record)
     consumer = huey.create_consumer(**config.values)
+    metrics.announce_worker(workers)
     log.info("Worker started: %d threads, backend %s, scheduler %s.", workers, type(huey).__name__,
              "on" if periodic else "off")
     consumer.run()
