@@ -143,6 +143,8 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None)
     if summary is None:
         return None
     _finish(run, RunStatus.SUCCEEDED, None)
+    log.info("Run %s (%s) succeeded: %d records written", run.id, RunKind(run.kind).value,
+             sum(summary.records.values()))
     _queue_followup(run)
     return summary
 
