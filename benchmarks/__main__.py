@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import backfill_bench, dashboard_page, peer, scale_bench
+from . import alert_sink_bench, backfill_bench, dashboard_page, peer, scale_bench
 from .harness import Result, format_table, guarded, write_results
 from .infra import Simulator, app_env, ScratchDatabase
 
-ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard")
+ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("metered", [scale_bench.METERED], lambda: [scale_bench.metered(sim, args.cycles)]),
                 ("scheduler", [scale_bench.PER_COMPANY, scale_bench.CYCLE_SHARE],
                  lambda: scale_bench.scheduler(sim, args.companies, args.consumers)),
+                ("alerts", [alert_sink_bench.TARGET], lambda: [alert_sink_bench.run(sim)]),
             ]
             for name, targets, run in plan:
                 if name in chosen:

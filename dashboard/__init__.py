@@ -18,7 +18,7 @@ from .extensions import csrf, db, htmx, login_manager, migrate
 from .services import type_switches
 from .services.token_keys import keys_open_stored_tokens
 from .services import metrics as metrics_service
-from .views import auth, companies, errors, health, metrics, oauth, webhooks
+from .views import alerts, audit, auth, companies, errors, health, metrics, oauth, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS_CANNOT_OPEN_TOKENS = (
@@ -121,7 +121,7 @@ def register_queue(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, auth, companies, webhooks, metrics):
+    for module in (health, auth, companies, audit, alerts, webhooks, metrics):
         app.register_blueprint(module.bp)
     oauth.register(app)  # also loads the integrations registry
 

@@ -1,6 +1,7 @@
 """Flask commands: ``flask --app wsgi <command>``."""
 from __future__ import annotations
 
+import getpass
 import sys
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from .models import Company, ConnectionState, RunStatus
 from .services.operators import OperatorError, create_operator as create, set_password
 from .services.sync_jobs import SyncRequestError
 from .services.sync_foreground import sync_now
-from .services import parity, type_switches
+from .services import audit, parity, type_switches
 from .services.token_keys import rotate_keys as rotate
 from .sync.errors import SyncError
 from .sync.specs import SPECS, ordered
@@ -28,6 +29,15 @@ def register(app: Flask) -> None:
     app.cli.add_command(rotate_keys)
     app.cli.add_command(sync_group)
     app.cli.add_command(parity_group)
+    app.cli.add_command(alert_group)
+
+
+def _cli_actor() -> str:
+    """Who ran a command: the audit trail's actor for the command line."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        return "cli"
 
 
 def _read_password() -> str:
@@ -51,6 +61,7 @@ def create_operator(username: str, reset: bool) -> None:
         (set_password if reset else create)(username, password)
     except OperatorError as exc:
         raise click.ClickException(str(exc)) from None
+    audit.record("create_operator", _cli_actor(), detail=f"{username} ({'password reset' if reset else 'new'})")
     click.echo(f"Operator {username!r} {'updated' if reset else 'created'}.")
 
 
@@ -107,6 +118,8 @@ def rotate_keys() -> None:
     after it) on every process; once it reports no unreadable tokens, drop the old keys.
     """
     report = rotate()
+    audit.record("rotate_keys", _cli_actor(), outcome="failed" if report.unreadable else "ok",
+                 detail=f"{report.tokens_rotated} tokens re-encrypted, {len(report.unreadable or [])} unreadable")
     click.echo(f"Companies checked: {report.companies}; tokens re-encrypted: {report.tokens_rotated}; "
                f"already on the newest key: {report.already_current}; unreadable: {len(report.unreadable or [])}.")
     if report.connected_again:
@@ -157,6 +170,8 @@ def sync_now_command(realm: str | None, object_types: tuple[str, ...], full: boo
     failed = 0
     for source_id in realms:
         click.echo(f"Syncing {source_id}{' (full resync)' if full else ''}...")
+        audit.record("sync_now", _cli_actor(), company_source_id=source_id,
+                     detail=("full resync" if full else "sync") + (f" of {', '.join(object_types)}" if object_types else ""))
         for object_type in _targets(source_id, object_types):
             if not _sync_one(source_id, object_type, full, not no_wait):
                 failed += 1
@@ -264,3 +279,27 @@ def _print_parity(report: parity.ForegroundCheck) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
         click.echo(f"  {row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+
+
+# -- alerts -----------------------------------------------------------------------------------
+@click.group("alert")
+def alert_group() -> None:
+    """Alert channels (ALERT_WEBHOOK_URL, SMTP_URL)."""
+
+
+@alert_group.command("test")
+@with_appcontext
+def alert_test() -> None:
+    """Send a test alert to every configured channel now and say how each went (exit 1 on a failure)."""
+    from .services.alerts.delivery import send_test
+
+    outcomes = send_test()
+    if not outcomes:
+        raise click.ClickException(
+            "No alert channel is configured: set ALERT_WEBHOOK_URL (and ALERT_WEBHOOK_FORMAT=json|slack|teams) "
+            "and/or SMTP_URL with ALERT_EMAIL_TO, then run this again.")
+    for outcome in outcomes:
+        click.echo(f"{outcome.channel}: {'sent' if outcome.ok else 'FAILED'} — {outcome.where}"
+                   + ("" if outcome.ok else f": {outcome.detail}"), err=not outcome.ok)
+    if not all(o.ok for o in outcomes):
+        raise SystemExit(1)

@@ -51,9 +51,15 @@ TUNING: dict[str, tuple[float, type, float]] = {
     "SYNC_PAGE_CONCURRENCY": (4, int, 1),       # backfill pages fetched at once per object type
     "SYNC_OVERLAP_SECONDS": (300.0, float, 0),  # incremental windows overlap by this (clock skew)
     "QBO_CDC_MAX_OBJECTS": (1000, int, 1),      # CDC's cap; a full answer falls back to queries
-    "QBO_HTTP_RETRIES": (4, int, 0),            # retries of one request after 429/5xx
+    # One retry budget per failure: a request is retried in place only where that can fix
+    # it at once (a dropped connection, one 5xx), the run's retries do the rest, so a
+    # persistently failing endpoint costs (1 + QBO_HTTP_RETRIES) × (1 + SYNC_RETRIES) = 8
+    # requests before it shows Failed.
+    "QBO_HTTP_RETRIES": (1, int, 0),            # in-place retries of one request after a 5xx/timeout/drop
     "QBO_HTTP_RETRY_DELAY": (0.5, float, 0),
-    "QBO_HTTP_MAX_WAIT": (30.0, float, 0),      # cap on one wait, even when Retry-After says more
+    "QBO_HTTP_MAX_WAIT": (5.0, float, 0),       # a longer Retry-After is waited for in the queue
+    "QBO_THROTTLE_WAIT": (60.0, float, 0),      # after a 429 without Retry-After, the run waits this (Intuit: 60 s)
+    "SYNC_THROTTLE_DEFERRALS": (10, int, 0),    # 429 deferrals in a row without a page saved before it counts as a failure
     "QBO_HTTP_TIMEOUT": (60.0, float, 1),       # read timeout of one request
     "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers
     "QBO_LIMIT_PER_SECOND": (10, int, 1),
@@ -61,6 +67,20 @@ TUNING: dict[str, tuple[float, type, float]] = {
     # PostgreSQL ends a token refresher idle this long inside its locked transaction (paused,
     # cut off), freeing the lock; keep it above the 10 s OAuth timeout.
     "TOKEN_LOCK_IDLE_TIMEOUT_SECONDS": (60.0, float, 1),
+    # Retention (services/retention.py, daily): sync runs, webhook deliveries and parity
+    # checks older than RETENTION_DAYS go, keeping each company's last runs per object type;
+    # the audit trail keeps at least a year (the database refuses younger deletes).
+    "RETENTION_DAYS": (30, int, 1),
+    "RETENTION_KEEP_RUNS": (5, int, 1),
+    "AUDIT_RETENTION_DAYS": (365, int, 365),
+    # Alerts: more new problems than this in one pass go out as one digest; an open problem
+    # is repeated at most this often; one delivery waits this long and is retried with backoff.
+    "ALERT_DIGEST_THRESHOLD": (5, int, 1),
+    "ALERT_REPEAT_HOURS": (24.0, float, 1),
+    "ALERT_DELIVERY_TIMEOUT": (10.0, float, 1),
+    "ALERT_DELIVERY_RETRIES": (3, int, 0),
+    "ALERT_RETRY_DELAY": (30.0, float, 0),
+    "ALERT_RETRY_BACKOFF": (2.0, float, 1),
 }
 
 
@@ -95,6 +115,14 @@ class Settings:
     sync_object_types: tuple[str, ...] | None = None
     tuning: Mapping[str, float] = field(default_factory=dict)
     secret_key_generated: bool = False
+    # Alert channels (each optional; see ``_alerts``). The webhook URL and the SMTP URL are
+    # secrets (a Slack webhook's path is its key, the SMTP URL may hold a password).
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_format: str = "json"
+    smtp_url: str | None = field(default=None, repr=False)
+    alert_email_from: str | None = None
+    alert_email_to: tuple[str, ...] = ()
+    alert_base_url: str | None = None
     # Operating: /metrics and logs (issue 13). No METRICS_TOKEN: /metrics answers 404.
     metrics_token: str | None = field(default=None, repr=False)
     metrics_dir: str = ""            # PROMETHEUS_MULTIPROC_DIR: every process of a machine writes there
@@ -218,6 +246,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         sync_object_types=_names(env, "SYNC_OBJECT_TYPES"),
         tuning={name: _number(env, name, *spec) for name, spec in TUNING.items()},
         secret_key_generated=generated,
+        **_alerts(env),
         **_operating(env, instance, production),
     )
 
@@ -295,6 +324,51 @@ def _intuit(env: Mapping[str, str], production: bool) -> dict[str, object]:
     )
 
 
+ALERT_WEBHOOK_FORMATS = ("json", "slack", "teams")
+_EMAIL = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
+
+
+def _alerts(env: Mapping[str, str]) -> dict[str, object]:
+    """Return the alert channels: a webhook (json, Slack or Teams) and e-mail over SMTP.
+
+    ``SMTP_URL`` is ``smtp://[user:pass@]host[:port]`` (STARTTLS, port 587 by default) or
+    ``smtps://`` (TLS from the first byte, port 465); e-mail needs ``ALERT_EMAIL_TO`` too.
+    Errors never echo a URL: both may carry secrets.
+    """
+    webhook = env.get("ALERT_WEBHOOK_URL", "").strip() or None
+    if webhook:
+        parts = urlsplit(webhook)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("ALERT_WEBHOOK_URL must be a URL starting with http:// or https://")
+    fmt = env.get("ALERT_WEBHOOK_FORMAT", "").strip().lower() or "json"
+    if fmt not in ALERT_WEBHOOK_FORMATS:
+        raise ConfigError(f"ALERT_WEBHOOK_FORMAT must be json, slack or teams, got {fmt!r}")
+    smtp = env.get("SMTP_URL", "").strip() or None
+    recipients = tuple(a.strip() for a in env.get("ALERT_EMAIL_TO", "").split(",") if a.strip())
+    sender = env.get("ALERT_EMAIL_FROM", "").strip() or None
+    for name, addresses in (("ALERT_EMAIL_TO", recipients), ("ALERT_EMAIL_FROM", (sender,) if sender else ())):
+        for address in addresses:
+            if not _EMAIL.fullmatch(address):
+                raise ConfigError(f"{name} must hold e-mail addresses (comma-separated), got {address!r}")
+    if smtp:
+        parts = urlsplit(smtp)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError("SMTP_URL must look like smtp://user:password@host:587 (STARTTLS) "
+                              "or smtps://user:password@host:465 (implicit TLS)")
+        try:
+            parts.port
+        except ValueError:
+            raise ConfigError("SMTP_URL has a port that is not a number") from None
+        if not recipients:
+            raise ConfigError("ALERT_EMAIL_TO is required when SMTP_URL is set (comma-separated addresses)")
+        sender = sender or f"qbosync@{parts.hostname}"
+    elif recipients:
+        raise ConfigError("ALERT_EMAIL_TO is set but SMTP_URL is not: set SMTP_URL to send alert e-mails")
+    base = env.get("ALERT_BASE_URL", "").strip() or None
+    if base:
+        base = _url(env, "ALERT_BASE_URL", ("http", "https")).rstrip("/")
+    return dict(alert_webhook_url=webhook, alert_webhook_format=fmt, smtp_url=smtp, alert_email_from=sender,
+                alert_email_to=recipients, alert_base_url=base)
 # --- operating: metrics and logs -----------------------------------------------------------
 
 METRICS_TOKEN_FILE = "metrics-token"

@@ -132,6 +132,8 @@ class Company(TimestampMixin, Base):
     access_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     refresh_token: Mapped[Optional[str]] = mapped_column(Text)
     refresh_token_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Intuit's 5-year cap on the grant (x_refresh_token_hard_expires_in); None when not told.
+    refresh_token_hard_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     # Bumped on every token write: a fence against a late write from a paused refresher.
     token_version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_webhook_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
@@ -395,4 +397,68 @@ class ParityCheck(Base):
     error: Mapped[Optional[str]] = mapped_column(Text)  # why, then
 
 
+class AuditEvent(Base):
+    """One operator action (or sign-in attempt): who, what, on which company, from where.
+
+    Append-only: the code has no path that updates or deletes a row, and the database
+    refuses both (a trigger, see the migration) except deleting rows older than a year.
+    ``company_source_id`` is not a foreign key: the trail outlives a removed company.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_company_occurred", "company_source_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)  # operator username, "cli:<user>", or the name tried
+    action: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    company_source_id: Mapped[Optional[str]] = mapped_column(String(64))
+    object_type: Mapped[Optional[str]] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")  # ok, refused, failed
+    detail: Mapped[Optional[str]] = mapped_column(Text)  # one human sentence; never a token or password
+    remote_addr: Mapped[Optional[str]] = mapped_column(String(64))
+
+
 declare_object_tables()
+
+
+# -- alerts (services/alerts) ---------------------------------------------------------
+class Alert(Base):
+    """One problem operators are told about, by its stable key (``sync_failed:<realm>:<type>``):
+    opened when first seen, re-notified at most daily, resolved when gone (and opened again
+    if it comes back)."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    company_source_id: Mapped[Optional[str]] = mapped_column(String(64), index=True)  # None: app-wide
+    object_type: Mapped[Optional[str]] = mapped_column(String(32))
+    stage: Mapped[Optional[str]] = mapped_column(String(32))  # e.g. "30 days" / "7 days" before an expiry
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_notified_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    notifications: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), index=True)
+
+
+class AlertDelivery(Base):
+    """One message to one channel (the outbox of alert delivery): what, where, and how it went."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (Index("ix_alert_delivery_status_created", "status", "created_at"),
+                      Index("ix_alert_delivery_channel_status", "channel", "status"))
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)   # webhook | email
+    event: Mapped[str] = mapped_column(String(16), nullable=False)     # problem | reminder | recovery | digest | test
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    payload: Mapped[Any] = mapped_column(JSONType, nullable=False)     # the event (README "Alerts"); no secrets
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())  # after a failed attempt
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())

@@ -191,6 +191,13 @@ def revoke() -> Response:
     return jsonify({"revoked": _sim().revoke_grant(_body()["realm"])})
 
 
+@bp.post("/oauth/hard-expiry")
+def hard_expiry() -> Response:
+    """Move the 5-year cap of {realm}'s grants to {seconds} from now (e.g. 20 days, to see the warning)."""
+    b = _body()
+    return jsonify({"grants": _sim().set_hard_expiry(str(b["realm"]), float(b["seconds"]))})
+
+
 @bp.get("/oauth/stats")
 def oauth_stats() -> Response:
     """Count token-endpoint requests (?realm=)."""

@@ -21,6 +21,8 @@ class SandboxConfig:
     access_token_ttl: int = 3600
     # Intuit documents a rolling 100-day window (its SDK samples show 8,726,400 s = 101 days).
     refresh_token_ttl: int = 100 * 86400
+    # Intuit caps every grant at five years from consent (x_refresh_token_hard_expires_in).
+    refresh_token_hard_ttl: int = 5 * 365 * 86400
     # Previous refresh token stays usable this long after rotation; 0 = strict single use.
     refresh_grace: float = 86400.0
     rotate_refresh_tokens: bool = True

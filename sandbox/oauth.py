@@ -51,6 +51,7 @@ class Grant:
     refresh_token: str
     refresh_expires_at: float
     created_at: float
+    hard_expires_at: float = float("inf")  # the 5-year cap: no refresh works past it
     revoked: bool = False
     previous: dict[str, float] = field(default_factory=dict)  # superseded refresh token -> when
     access: dict[str, float] = field(default_factory=dict)  # access token -> expires_at
@@ -109,8 +110,9 @@ class OAuthState:
                 raise OAuthError("invalid_grant")
             ac.used = True
             now = self.clock.now()
+            hard = now + self.config.refresh_token_hard_ttl
             g = Grant("g-" + secrets.token_hex(8), ac.realm, client_id, ac.scope, self._new_refresh(),
-                      now + self.config.refresh_token_ttl, now)
+                      min(now + self.config.refresh_token_ttl, hard), now, hard_expires_at=hard)
             self.grants[g.id] = g
             self.by_refresh[g.refresh_token] = g.id
             ac.grant_id = g.id
@@ -130,7 +132,7 @@ class OAuthState:
                 raise OAuthError("invalid_grant")
             g.requests["refresh_token"] += 1
             now = self.clock.now()
-            if g.revoked or now > g.refresh_expires_at:
+            if g.revoked or now > g.refresh_expires_at or now >= g.hard_expires_at:
                 g.requests["refresh_token_failed"] += 1
                 raise OAuthError("invalid_grant")
             if token != g.refresh_token:
@@ -144,7 +146,8 @@ class OAuthState:
                 g.previous[token] = now
                 g.refresh_token = new
                 self.by_refresh[new] = g.id
-            g.refresh_expires_at = now + self.config.refresh_token_ttl  # rolling window
+            # A rolling window, never past the grant's hard cap.
+            g.refresh_expires_at = min(now + self.config.refresh_token_ttl, g.hard_expires_at)
             return g, self._new_access(g)
 
     # ---- validation and control -------------------------------------------------
@@ -192,6 +195,18 @@ class OAuthState:
                         n += 1
             return n
 
+    def set_hard_expiry(self, realm: str, seconds: float) -> int:
+        """Move the hard cap of a realm's live grants to ``seconds`` from now (tests of the warning)."""
+        with self.lock:
+            n = 0
+            now = self.clock.now()
+            for g in self.grants.values():
+                if g.realm == realm and not g.revoked:
+                    g.hard_expires_at = now + seconds
+                    g.refresh_expires_at = min(g.refresh_expires_at, g.hard_expires_at)
+                    n += 1
+            return n
+
     def stats(self, realm: str | None = None) -> dict[str, Any]:
         """Count token-endpoint requests, per realm, summed over its grants."""
         with self.lock:
@@ -213,16 +228,20 @@ class OAuthState:
                 g.requests.clear()
             self.unmatched.clear()
 
-    def token_response(self, g: Grant, access: str) -> dict[str, Any]:
-        """Build Intuit's bearer-token JSON."""
+    def token_response(self, g: Grant, access: str, include_hard_expiry: bool = False) -> dict[str, Any]:
+        """Build Intuit's bearer-token JSON; the hard cap only when the request asked for it
+        (header ``x-include-refresh-token-hard-expires-in: true``)."""
         now = self.clock.now()
-        return {
+        body = {
             "token_type": "bearer",
             "access_token": access,
             "expires_in": int(self.config.access_token_ttl),
             "refresh_token": g.refresh_token,
             "x_refresh_token_expires_in": max(0, round(g.refresh_expires_at - now)),
         }
+        if include_hard_expiry:
+            body["x_refresh_token_hard_expires_in"] = max(0, round(g.hard_expires_at - now))
+        return body
 
     # ---- internals -------------------------------------------------------------
     def _revoke(self, g: Grant) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .simulator import Simulator
 
 bp = Blueprint("qbo_oauth", __name__)
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
 
 
 def _sim() -> "Simulator":
@@ -142,7 +143,8 @@ def token() -> Response:
             raise OAuthError("unsupported_grant_type")
     except OAuthError as exc:
         return _oauth_json(exc.body(), exc.status)
-    return _oauth_json(sim.oauth.token_response(grant, access))
+    asks_hard_expiry = request.headers.get(HARD_EXPIRY_HEADER, "").strip().lower() == "true"
+    return _oauth_json(sim.oauth.token_response(grant, access, include_hard_expiry=asks_hard_expiry))
 
 
 @bp.route("/v2/oauth2/tokens/revoke", methods=["POST"])

@@ -447,13 +447,13 @@ class Simulator:
         sep = "&" if "?" in redirect_uri else "?"
         return redirect_uri + sep + urlencode({"code": code, "state": state, "realmId": realm})
 
-    def issue_tokens(self, realm: str) -> dict[str, Any]:
+    def issue_tokens(self, realm: str, include_hard_expiry: bool = False) -> dict[str, Any]:
         """Shortcut for tests: authorize and exchange a code, return the token JSON."""
         from urllib.parse import parse_qs, urlsplit
         url = self.authorize(realm, "test-state")
         code = parse_qs(urlsplit(url).query)["code"][0]
         grant, access = self.oauth.exchange_code(self.config.client_id, code, self.config.redirect_uris[0])
-        return {**self.oauth.token_response(grant, access), "realmId": realm}
+        return {**self.oauth.token_response(grant, access, include_hard_expiry), "realmId": realm}
 
     def expire_access_tokens(self, realm: str | None = None) -> int:
         """Expire access tokens now; refresh tokens keep working."""
@@ -462,6 +462,10 @@ class Simulator:
     def revoke_grant(self, realm: str) -> int:
         """Revoke every grant of a realm (tokens die; refresh → invalid_grant)."""
         return self.oauth.revoke_realm(realm)
+
+    def set_hard_expiry(self, realm: str, seconds: float) -> int:
+        """Bring the 5-year cap of a realm's grants to ``seconds`` from now; return the grants moved."""
+        return self.oauth.set_hard_expiry(realm, seconds)
 
     def set_refresh_grace(self, seconds: float) -> None:
         """Set how long a superseded refresh token still works (0 = strict)."""

@@ -186,8 +186,15 @@ def _clean_state(request):
             if db.engine.dialect.name == "postgresql":
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             else:
+                # The audit trail's triggers refuse deletes (append-only); emptying the test
+                # database is an administrator's act: drop them, empty, put them back.
+                triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+                for name, _sql in triggers:
+                    conn.execute(text(f'DROP TRIGGER "{name}"'))
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))
+                for _name, sql in triggers:
+                    conn.execute(text(sql))
     app_huey(_APP).flush()
 
 

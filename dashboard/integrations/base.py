@@ -22,11 +22,16 @@ class TokenSet:
     refresh_token: str = field(repr=False)
     access_token_expires_at: datetime
     refresh_token_expires_at: datetime | None = None
+    # The grant's hard end (Intuit: 5 years after consent, whatever the refreshes); None
+    # when the provider did not say.
+    refresh_token_hard_expires_at: datetime | None = None
 
     def __repr__(self) -> str:  # tokens never reach logs through a repr
         return (f"TokenSet(access_token_expires_at={self.access_token_expires_at.isoformat()}, "
                 f"refresh_token_expires_at="
-                f"{self.refresh_token_expires_at.isoformat() if self.refresh_token_expires_at else None})")
+                f"{self.refresh_token_expires_at.isoformat() if self.refresh_token_expires_at else None}, "
+                f"refresh_token_hard_expires_at="
+                f"{self.refresh_token_hard_expires_at.isoformat() if self.refresh_token_hard_expires_at else None})")
 
 
 @dataclass(frozen=True)

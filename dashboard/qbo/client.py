@@ -1,8 +1,11 @@
 """A thin QuickBooks Online Accounting API client: query, batch and CDC, with retries and limits.
 
-Every request waits for a slot in the realm's rate limits, carries a timeout, and is
-retried inside the call on 429, 5xx, timeouts and broken bodies with exponential
-backoff that honours Retry-After. A 401 triggers one token refresh and one retry.
+Every request waits for a slot in the realm's rate limits and carries a timeout. Inside
+the call it is retried only where a retry can fix it at once: a dropped connection, a
+timeout, a 5xx or a broken body, by default once after half a second. A 429, or a fault
+whose Retry-After is longer than ``policy.max_wait``, is raised at once: the run waits in
+the queue (Intuit's guidance for 429 is to wait a minute), not a thread here. A 401
+triggers one token refresh and one retry.
 Errors are logged with Intuit's ``intuit_tid``; tokens never are.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import orjson
 import requests
 
 from ..integrations.qbo.oauth import MINOR_VERSION
-from ..sync.errors import IntuitServerError, RequestRejected, SyncError, TokenRejected
+from ..sync.errors import IntuitServerError, RequestRejected, SyncError, Throttled, TokenRejected
 from ..sync.policy import RetryPolicy
 from ..sync.timestamps import format_qbo_time
 from .faults import classify, fault_message
@@ -59,7 +62,7 @@ class QboClient:
 
     def __init__(self, base_url: str, realm: str, get_token: Callable[[], str],
                  refresh_token: Callable[[str], str], limiter: RateLimiter | None = None,
-                 policy: RetryPolicy = RetryPolicy(retries=4, delay=0.5, backoff=2.0, max_wait=30.0),
+                 policy: RetryPolicy = RetryPolicy(retries=1, delay=0.5, backoff=2.0, max_wait=5.0),
                  timeout: tuple[float, float] = (5.0, 60.0), session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, observers: Sequence[RequestObserver] = ()) -> None:
         self.base_url = base_url.rstrip("/")
@@ -133,7 +136,8 @@ class QboClient:
                 continue
             attempt += 1
             self._log_error(method, path, error, attempt)
-            if not error.retryable or attempt > self.policy.retries:
+            if (not error.retryable or isinstance(error, Throttled) or attempt > self.policy.retries
+                    or (error.retry_after or 0) > self.policy.max_wait):
                 raise error
             self._sleep(self.policy.wait(attempt, error.retry_after))
 

@@ -65,6 +65,8 @@ def save_grant(integration: str, realm: str, tokens: TokenSet, now: datetime | N
                         continue
                     raise
             write_tokens(session, company, tokens, company.token_version)
+            # A new grant has a new hard expiry: never keep the previous grant's.
+            company.refresh_token_hard_expires_at = tokens.refresh_token_hard_expires_at
             company.integration = integration
             company.connection_state = ConnectionState.CONNECTED
             company.connection_error = None
@@ -105,6 +107,7 @@ def disconnect(company_source_id: str) -> None:
         company.access_token_expires_at = None
         company.refresh_token = None
         company.refresh_token_expires_at = None
+        company.refresh_token_hard_expires_at = None
         company.token_version = company.token_version + 1
         company.connection_state = ConnectionState.DISCONNECTED
         company.connection_error = None

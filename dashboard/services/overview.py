@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import COMPANY_NAME_ORDER, Company, ConnectionState, RunStatus, SyncRun, SyncState, SyncStatus
 from ..sync import parity as parity_rules, specs
 from . import type_switches
+from .alerts.problems import hard_expiry_stage
 from .overview_models import (
     ATTENTION_ONLY_FILTERS, FAILING, CompaniesPage, CompaniesQuery, CompanyDetail, CompanySummary, ObjectStatus,
     RunView, StateCounts, direct_dependencies, next_sync, object_status,
@@ -263,7 +264,8 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
     """Build the company page, or return None when no company has this realm."""
     row = db.session.execute(
         select(*_COMPANY_COLUMNS, Company.connected_at, Company.disconnected_at, Company.created_at,
-               Company.access_token_expires_at, Company.refresh_token_expires_at, Company.last_webhook_at)
+               Company.access_token_expires_at, Company.refresh_token_expires_at, Company.last_webhook_at,
+               Company.refresh_token_hard_expires_at)
         .where(Company.source_id == realm)).first()
     if row is None:
         return None
@@ -276,4 +278,6 @@ def company_detail(realm: str, now: datetime) -> Optional[CompanyDetail]:
         disconnected_at=row.disconnected_at, created_at=row.created_at,
         access_token_expires_at=row.access_token_expires_at,
         refresh_token_expires_at=row.refresh_token_expires_at, last_webhook_at=row.last_webhook_at,
-        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in facts.runs.get(realm, ())))
+        runs=tuple(_run_view(r) for r in recent), active_runs=tuple(_run_view(r) for r in facts.runs.get(realm, ())),
+        refresh_token_hard_expires_at=row.refresh_token_hard_expires_at,
+        hard_expiry_stage=hard_expiry_stage(row.refresh_token_hard_expires_at, now))

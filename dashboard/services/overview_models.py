@@ -373,6 +373,9 @@ class CompanyDetail:
     last_webhook_at: Optional[datetime]
     runs: tuple[RunView, ...]
     active_runs: tuple[RunView, ...] = field(default=())
+    # Intuit's 5-year cap on the grant, and how near it is ("30 days", "7 days", "expired", None).
+    refresh_token_hard_expires_at: Optional[datetime] = None
+    hard_expiry_stage: Optional[str] = None
 
     @property
     def realm(self) -> str:

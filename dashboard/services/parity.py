@@ -11,16 +11,17 @@ When: inside a company's sync run, under its company lock, right after the run
 succeeded (our rows then match what we just read), if the company's daily slot has
 come, an operator asked (``request_check``), or the run was a full resync (the drift's
 fix shows its result at once). A check never fails its run: its own errors are logged
-and recorded per type.
+and recorded per type. A company's first check, after its initial backfill, costs no
+call: each type's backfill asked Intuit's COUNT(*) when it began, and that count stands.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..locks import LockBusy, hold
@@ -36,7 +37,6 @@ from .sync_client import build_client, option
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-KEEP_CHECKS = timedelta(days=30)  # parity_check history kept per company
 
 
 # -- the check -------------------------------------------------------------------
@@ -72,18 +72,39 @@ def _source_counts(client: QboClient, specs: list[EntitySpec]) -> dict[str, int 
     return counts
 
 
+def _backfill_counts(company_source_id: str, specs: list[EntitySpec]) -> dict[str, int | str]:
+    """The COUNT(*) each type's backfill asked Intuit for when it began (no call made here)."""
+    totals = dict(db.session.execute(select(SyncState.object_type, SyncState.records_total).where(
+        SyncState.company_source_id == company_source_id,
+        SyncState.object_type.in_([spec.name for spec in specs]))).all())
+    return {spec.name: totals[spec.name] if totals.get(spec.name) is not None
+            else "the backfill could not count them" for spec in specs}
+
+
 def check_company(company_source_id: str, client: QboClient, clock: Clock = utcnow) -> list[Verdict]:
     """Compare Intuit's count with our live rows for every checked type; record and return the verdicts.
 
     Also moves the company's next daily check to its slot and answers a pending request
     (one made after this check began stays pending). Call it under the company lock.
     """
+    return _check(company_source_id, lambda specs: _source_counts(client, specs), clock)
+
+
+def check_after_first_backfill(company_source_id: str, clock: Clock = utcnow) -> list[Verdict]:
+    """The company's first check, free: each type's backfill counted Intuit's records when it
+    began, so that count stands for Intuit's (a record added during the backfill shows as a
+    drift of one check, which the next daily check clears: a failure takes two in a row)."""
+    return _check(company_source_id, lambda specs: _backfill_counts(company_source_id, specs), clock)
+
+
+def _check(company_source_id: str, counts_of: Callable[[list[EntitySpec]], dict[str, int | str]],
+           clock: Clock) -> list[Verdict]:
     started = clock()
     specs = checked_types(company_source_id)
     db.session.rollback()  # no transaction held open across the HTTP calls
     if not specs:
         return []
-    counts = _source_counts(client, specs)
+    counts = counts_of(specs)
     checked_at = clock()
     verdicts = []
     for spec in specs:
@@ -129,8 +150,6 @@ def _record(company_source_id: str, verdicts: list[Verdict], checked_at: datetim
         elif verdict.in_parity:
             state.parity_drifts = 0
             state.parity_drift_since = None
-    db.session.execute(delete(ParityCheck).where(ParityCheck.company_source_id == company_source_id,
-                                                 ParityCheck.checked_at < checked_at - KEEP_CHECKS))
 
 
 def _reschedule(company_source_id: str, started: datetime, checked_at: datetime) -> None:
@@ -151,6 +170,13 @@ def is_due(company_source_id: str, now: datetime) -> bool:
     return rules.check_due(due_at, requested_at, now)
 
 
+def _never_checked(company_source_id: str) -> bool:
+    due_at, requested_at = db.session.execute(
+        select(Company.parity_due_at, Company.parity_requested_at)
+        .where(Company.source_id == company_source_id)).one()
+    return due_at is None and requested_at is None
+
+
 def after_run(run: SyncRun, fence, clock: Clock = utcnow) -> list[Verdict] | None:
     """Check the company if it is due, after its run succeeded (under the run's company lock).
 
@@ -161,6 +187,8 @@ def after_run(run: SyncRun, fence, clock: Clock = utcnow) -> list[Verdict] | Non
         if not (run.kind == RunKind.FULL_RESYNC or is_due(run.company_source_id, clock())):
             db.session.rollback()
             return None
+        if run.kind == RunKind.BACKFILL and _never_checked(run.company_source_id):
+            return check_after_first_backfill(run.company_source_id, clock)
         client = build_client(run.company_source_id)
         try:
             return check_company(run.company_source_id, client, clock)

@@ -24,7 +24,7 @@ from ..qbo.client import QboClient
 from ..sync import policy
 from ..sync.cdc import CDC_MAX_OBJECTS, EntityChanges, parse_cdc
 from ..sync.cursor import ScanCursor
-from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, RequestRejected, SyncError
+from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, RequestRejected, SyncError, Throttled
 from ..sync.pages import PagePlan
 from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
 from ..sync.specs import CDC, DAILY_READ, EntitySpec, Row, depends_on, ordered
@@ -82,13 +82,14 @@ class CompanySync:
 
     # -- entry ---------------------------------------------------------------------
     def run(self, object_types: Sequence[str] | None = None, *, full: bool = False,
-            final_attempt: bool = True, force: bool = False) -> Summary:
+            final_attempt: bool = True, force: bool = False, throttle_waits: bool = False) -> Summary:
         """Sync the given object types (all when None); record each one's outcome in sync_state.
 
         A type Intuit refuses to serve or sends bad data for fails alone: the types that do
         not depend on it go on, and the run raises that first error at its end. Any other
         failure (tokens, throttling, an outage, our database) stops the run at once.
         ``force`` reads the once-a-day types even when their day is not over.
+        ``throttle_waits``: a 429 will make the run wait and start again, so it is never final.
         """
         specs = ordered(None if object_types is None else list(object_types))
         if full:
@@ -110,8 +111,9 @@ class CompanySync:
                     self._sync_one(spec, specs)
             except SyncError as exc:
                 db.session.rollback()
+                final = (final_attempt or not exc.retryable) and not (throttle_waits and isinstance(exc, Throttled))
                 for failing in (self._cdc_covered if self._cdc_failed else [spec]):
-                    self._fail(failing, exc, final_attempt or not exc.retryable)
+                    self._fail(failing, exc, final)
                 if self._cdc_failed or not isinstance(exc, TYPE_SCOPED):
                     raise
                 failed[spec.name] = exc

@@ -19,7 +19,7 @@ from .. import logs
 from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
-from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, SyncError
+from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, RunDeferred, SyncError, Throttled
 from . import metrics, parity, sync_jobs, type_switches
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
@@ -108,21 +108,27 @@ def claim(run_id: int, now: datetime | None = None) -> SyncRun | None:
 
 
 def execute_run(run_id: int, retries_left: int = 0, progress: Progress | None = None) -> Summary | None:
-    """Claim a recorded run and execute it; raise a retryable SyncError when the queue should try again."""
+    """Claim a recorded run and execute it; raise a retryable SyncError when the queue should try again,
+    RunDeferred when it should start the run again after a wait (Intuit throttled us)."""
     run = claim(run_id)
     if run is None:
         log.info("Run %s is not claimable (finished, cancelled or running elsewhere)", run_id)
         return None
-    return execute_claimed(run, retries_left, progress)
+    return execute_claimed(run, retries_left, progress, defer=True)
 
 
-def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | None = None) -> Summary | None:
-    """Execute a run this process claimed, under the company lock; None if it was cancelled."""
+def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | None = None,
+                    defer: bool = False) -> Summary | None:
+    """Execute a run this process claimed, under the company lock; None if it was cancelled.
+
+    ``defer``: a 429 puts the run back in the queue to wait (the queue can run it later);
+    without it (the foreground), a 429 is a failure like any other.
+    """
     with logs.bound(realm=run.company_source_id, run_id=run.id):  # every line of the run says which
-        return _execute_claimed(run, retries_left, progress)
+        return _execute_claimed(run, retries_left, progress, defer)
 
 
-def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None) -> Summary | None:
+def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None, defer: bool) -> Summary | None:
     company = db.session.execute(select(Company).where(Company.source_id == run.company_source_id)).scalar_one()
     if company.connection_state != ConnectionState.CONNECTED:
         _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {company.connection_state}")
@@ -135,7 +141,7 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None)
     fence = RunFence(run.id, run.attempts, lock)
     try:
         with Heartbeat(current_app._get_current_object(), fence):
-            summary = _run_engine(run, fence, retries_left <= 0, progress)
+            summary = _run_engine(run, fence, retries_left <= 0, progress, defer)
             if summary is not None:  # our rows now match what we just read: compare counts if due
                 parity.after_run(run, fence)
     finally:
@@ -149,7 +155,8 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None)
     return summary
 
 
-def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress | None) -> Summary | None:
+def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress | None,
+                defer: bool = False) -> Summary | None:
     """Sync the run's object types; record a failure as final or queue the run again, then raise."""
     engine = CompanySync(run.company_source_id, build_client(run.company_source_id), fence,
                          engine_options(), progress)
@@ -157,13 +164,17 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
         wanted = [run.object_type] if run.object_type else None
         return engine.run(type_switches.enabled_types(run.company_source_id, wanted),
                           full=run.kind == RunKind.FULL_RESYNC and not _reset_done(run), final_attempt=final,
-                          force=bool(run.object_type))
+                          force=bool(run.object_type), throttle_waits=defer and _deferrals_left(run))
     except RunCancelled:
         db.session.rollback()
         log.info("Run %s stopped: cancelled or taken over", run.id)
         _count(run, RunStatus.CANCELLED.value)
         return None
     except SyncError as exc:
+        if isinstance(exc, Throttled) and defer and _count_deferral(run):
+            wait = exc.retry_after if exc.retry_after is not None else option("QBO_THROTTLE_WAIT")
+            _requeue(run, f"Intuit asked us to slow down (HTTP 429): resuming in {wait:.0f} s", "deferred")
+            raise RunDeferred(f"Run {run.id} waits {wait:.0f} s: {exc}", wait) from exc
         final = final or not exc.retryable
         if not final:
             _requeue(run, f"Attempt {run.attempts} failed: {exc}")
@@ -183,6 +194,31 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
         else:
             _requeue(run, f"Attempt {run.attempts} failed: {error}")
         raise error from exc
+
+
+def _deferral_streak(run: SyncRun) -> tuple[int, int, dict]:
+    """429 deferrals in a row with no page saved since, the run's page count and checkpoint."""
+    pages, checkpoint = db.session.execute(
+        select(SyncRun.pages, SyncRun.checkpoint).where(SyncRun.id == run.id)).one()
+    checkpoint = dict(checkpoint or {})
+    return (checkpoint.get("deferrals", 0) if checkpoint.get("deferred_at_pages") == pages else 0), pages, checkpoint
+
+
+def _deferrals_left(run: SyncRun) -> bool:
+    return _deferral_streak(run)[0] < option("SYNC_THROTTLE_DEFERRALS", int)
+
+
+def _count_deferral(run: SyncRun) -> bool:
+    """Record one more 429 deferral; False once SYNC_THROTTLE_DEFERRALS came in a row without a
+    page saved in between (then the 429 is a failure, retried and shown like others)."""
+    db.session.rollback()
+    streak, pages, checkpoint = _deferral_streak(run)
+    if streak >= option("SYNC_THROTTLE_DEFERRALS", int):
+        return False
+    checkpoint.update(deferrals=streak + 1, deferred_at_pages=pages)
+    db.session.execute(update(SyncRun).where(SyncRun.id == run.id).values(checkpoint=checkpoint))
+    db.session.commit()
+    return True
 
 
 def _reset_done(run: SyncRun) -> bool:
@@ -206,13 +242,13 @@ def _finish(run: SyncRun, status: RunStatus, error: str | None) -> None:
         _count(run, status.value)
 
 
-def _requeue(run: SyncRun, message: str) -> None:
+def _requeue(run: SyncRun, message: str, outcome: str = "retried") -> None:
     db.session.rollback()
     result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
                                 .values(status=RunStatus.QUEUED, lease_expires_at=None, error_message=message))
     db.session.commit()
     if result.rowcount == 1:
-        _count(run, "retried")
+        _count(run, outcome)
 
 
 def _count(run: SyncRun, outcome: str) -> None:

@@ -72,16 +72,22 @@ def lock_company(session: Session, realm: str) -> Company | None:
 
 
 def write_tokens(session: Session, company: Company, tokens: TokenSet, seen_version: int) -> int:
-    """Store both tokens sealed, bump ``token_version``; refuse if the row moved on."""
+    """Store both tokens sealed, bump ``token_version``; refuse if the row moved on.
+
+    The grant's hard expiry is written when the answer tells it; a refresh that does not
+    keeps the one stored (the cap belongs to the grant, not to one token).
+    """
     sealer = vault()
     realm = company.source_id
+    hard = ({"refresh_token_hard_expires_at": tokens.refresh_token_hard_expires_at}
+            if tokens.refresh_token_hard_expires_at is not None else {})
     result = session.execute(
         update(Company).where(Company.id == company.id, Company.token_version == seen_version)
         .values(access_token=sealer.seal(realm, "access", tokens.access_token),
                 access_token_expires_at=tokens.access_token_expires_at,
                 refresh_token=sealer.seal(realm, "refresh", tokens.refresh_token),
                 refresh_token_expires_at=tokens.refresh_token_expires_at,
-                token_version=seen_version + 1))
+                token_version=seen_version + 1, **hard))
     if result.rowcount != 1:
         raise TokenRefreshFailed(f"The tokens of company {realm} changed while they were being "
                                  "written; the newer ones were kept.")
@@ -100,6 +106,7 @@ def mark_reconnect_required(company: Company, now: datetime) -> None:
     company.access_token_expires_at = None
     company.refresh_token = None
     company.refresh_token_expires_at = None
+    company.refresh_token_hard_expires_at = None
     company.token_version = company.token_version + 1
     log.warning("Company %s needs reconnecting: its refresh token was refused (invalid_grant)",
                 company.source_id)

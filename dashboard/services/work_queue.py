@@ -22,6 +22,9 @@ class WorkQueue(Protocol):
     def drain_webhooks(self) -> None:
         """Queue a drain of the webhook inbox."""
 
+    def deliver_alerts(self, channel: str, delay: float = 0.0) -> None:
+        """Queue a drain of ``channel``'s pending alert deliveries, in ``delay`` seconds."""
+
 
 def install(app: Flask, queue: WorkQueue) -> None:
     """Make ``queue`` the app's work queue."""

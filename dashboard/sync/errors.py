@@ -36,13 +36,24 @@ class TokenRejected(ReconnectRequired):
 
 
 class Throttled(SyncError):
-    """Intuit answered 429 more times than the page fetch retries."""
+    """Intuit answered 429: never retried in the request (a thread would sleep); the run waits."""
 
     kind = "throttled"
 
 
+class RunDeferred(SyncError):
+    """The run was put back in the queue to start again after ``delay`` seconds (Intuit
+    asked us to slow down); not a failure, and no retry is spent on it."""
+
+    kind = "deferred"
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 class IntuitServerError(SyncError):
-    """Intuit failed (5xx, timeout, broken body) more times than the page fetch retries."""
+    """Intuit failed (5xx, timeout, broken body) again after the request's one retry."""
 
     kind = "intuit_server"
 

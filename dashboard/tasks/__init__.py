@@ -11,7 +11,7 @@ from flask import Flask
 from huey import Huey
 
 from ..services import work_queue
-from . import sync, tokens, webhooks
+from . import alerts, retention, sync, tokens, webhooks
 
 EXTENSION = "tasks"
 
@@ -28,11 +28,18 @@ class HueyWorkQueue:
     def drain_webhooks(self) -> None:
         self.tasks.drain_webhook_inbox()
 
+    def deliver_alerts(self, channel: str, delay: float = 0.0) -> None:
+        if delay > 0:
+            self.tasks.deliver_alerts.schedule((channel,), delay=delay)
+        else:
+            self.tasks.deliver_alerts(channel)
+
 
 def install(app: Flask, huey: Huey) -> SimpleNamespace:
     """Declare the tasks on ``huey`` for ``app`` and make them the app's work queue."""
     declared = SimpleNamespace(**vars(sync.declare(huey, app)), **vars(tokens.declare(huey, app)),
-                               **vars(webhooks.declare(huey, app)))
+                               **vars(webhooks.declare(huey, app)), **vars(retention.declare(huey, app)),
+                               **vars(alerts.declare(huey, app)))
     app.extensions[EXTENSION] = declared
     work_queue.install(app, HueyWorkQueue(huey, declared))
     return declared

@@ -6,11 +6,12 @@ from types import SimpleNamespace
 
 from flask import Flask
 from huey import Huey, crontab
+from huey.exceptions import RetryTask
 
 from ..queue import in_app_context
 from ..services.sync_runner import execute_run
-from ..services.sync_schedule import reap_expired_runs, schedule_due_companies
-from ..sync.errors import SyncError
+from ..services.sync_schedule import schedule_due_companies
+from ..sync.errors import RunDeferred, SyncError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
         retries_left = task.retries if task is not None else 0
         try:
             execute_run(run_id, retries_left=retries_left)
+        except RunDeferred as exc:
+            raise RetryTask(delay=exc.delay) from exc  # Huey spends no retry on this
         except SyncError as exc:
             if exc.retryable and retries_left > 0:
                 raise
@@ -43,10 +46,4 @@ def declare(huey: Huey, app: Flask) -> SimpleNamespace:
         """Every minute: queue a cycle for each company whose interval has passed."""
         schedule_due_companies()
 
-    @huey.periodic_task(crontab(minute="*"))
-    @in_app_context(app)
-    def reap_sync_runs() -> None:
-        """Every minute: re-queue runs whose worker died (their lease expired)."""
-        reap_expired_runs()
-
-    return SimpleNamespace(run_sync=run_sync, schedule_syncs=schedule_syncs, reap_sync_runs=reap_sync_runs)
+    return SimpleNamespace(run_sync=run_sync, schedule_syncs=schedule_syncs)

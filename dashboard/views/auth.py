@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..extensions import htmx
 from ..services.operators import authenticate
+from .audit import note
 
 bp = Blueprint("auth", __name__)
 
@@ -58,6 +59,9 @@ def sign_in():
     status = 200
     if form.validate_on_submit():
         result = authenticate(form.username.data, form.password.data, request.remote_addr)
+        if result.operator is None:
+            note("sign_in_failed", actor=form.username.data.strip(), outcome="refused",
+                 detail="too many failed sign-ins: throttled" if result.throttled else "wrong username or password")
         if result.throttled:
             minutes = max(1, round(result.retry_after / 60))
             flash(f"Too many failed sign-ins. Try again in about {minutes} minute"
@@ -68,6 +72,7 @@ def sign_in():
             status = 401
         else:
             login_user(result.operator)
+            note("sign_in")
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400
@@ -76,6 +81,8 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    if current_user.is_authenticated:
+        note("sign_out")
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.sign_in"))

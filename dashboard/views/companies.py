@@ -14,7 +14,8 @@ from werkzeug.routing import BuildError
 
 from ..extensions import htmx
 from ..models import ConnectionState, RunKind, utcnow
-from ..services import connections, parity, sync_jobs, type_switches
+from ..services import audit, connections, parity, sync_jobs, type_switches
+from .audit import note
 from ..services.overview import company_detail, companies_page
 from ..services.overview_models import (
     STATE_FILTERS, CompaniesQuery, CompanyDetail, ObjectStatus, OverviewError, all_object_types,
@@ -105,7 +106,7 @@ def index():
 
 @bp.get("/companies/<realm>")
 def detail(realm: str):
-    return render_template("companies/detail.html", company=_detail_or_404(realm))
+    return render_template("companies/detail.html", company=_detail_or_404(realm), activity=audit.for_company(realm))
 
 
 @bp.get("/companies/<realm>/status")
@@ -151,6 +152,7 @@ def retry(realm: str):
         _run, created = sync_jobs.retry_failed(realm, object_type)
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
+    note("retry", realm, object_type=object_type, detail="queued" if created else "joined the sync already queued")
     if created:
         flash(f"Retry of {labels[object_type].lower()} queued.", "success")
     else:
@@ -177,6 +179,7 @@ def switch_object_type(realm: str, object_type: str):
         flash(f"Syncing {name} is already {value}.", "warning")
         return _after_action(realm)
     type_switches.set_enabled(realm, object_type, value == "on")
+    note(f"switch_{value}", realm, object_type=object_type)
     if value == "off":
         flash(f"{o.label} switched off: no sync reads them any more. The {o.record_count:,} {name} stored are kept.",
               "success")
@@ -209,6 +212,8 @@ def full_resync_object_type(realm: str, object_type: str):
                                                object_type=object_type)
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
+    note("type_full_resync", realm, object_type=object_type,
+         detail="queued" if created else "added to the sync already queued or running")
     if created:
         flash(f"Full resync of {o.label.lower()} queued.", "success")
     else:
@@ -236,6 +241,7 @@ def parity_check(realm: str):
         _run, created = parity.request_check(realm)
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, f"Cannot check parity: {exc}.", 409)
+    note("parity_check", realm, detail="queued" if created else "requested from the sync already queued or running")
     if created:
         flash("Parity check queued: it runs after the next sync of this company.", "success")
     else:
@@ -256,6 +262,7 @@ def disconnect(realm: str):
             connections.disconnect(realm)
         except connections.CompanyNotFound as exc:
             return _refuse(realm, str(exc), 404)
+        note("disconnect", realm)
         flash(f"{company.summary.display_name} is disconnected. Its synced data is kept.", "success")
     return _after_action(realm)
 
@@ -265,6 +272,8 @@ def _queue(realm: str, kind: RunKind, label: str):
         _run, created = sync_jobs.request_sync(realm, kind=kind, trigger="operator")
     except sync_jobs.SyncRequestError as exc:
         return _refuse(realm, str(exc), 409)
+    note("full_resync" if kind is RunKind.FULL_RESYNC else "resync", realm,
+         detail="queued" if created else "a sync was already queued or running")
     if created:
         flash(f"{label} queued.", "success")
     else:
@@ -289,7 +298,7 @@ def _confirmation(company: CompanyDetail, action: str, target: Optional[ObjectSt
 def _after_action(realm: str):
     if htmx:
         return render_template("companies/_company_update.html", company=_detail_or_404(realm),
-                               with_flashes=True)
+                               with_flashes=True, activity=audit.for_company(realm))
     return redirect(url_for(".detail", realm=realm))
 
 

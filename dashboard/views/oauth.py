@@ -12,6 +12,7 @@ from .. import integrations
 from ..extensions import csrf
 from ..integrations.errors import UnknownIntegration
 from ..services import oauth_flow
+from .audit import note
 
 bp = Blueprint("oauth", __name__, url_prefix="/v1/oauth")
 
@@ -72,6 +73,8 @@ def callback(integration: str):
         return _no_referrer(render_template("oauth/callback_error.html", title=exc.title,
                                             message=exc.message, reason=exc.reason), exc.status)
     connected = outcome.connected
+    note("connect" if connected.created else "reconnect", connected.company_source_id,
+         detail=f"through {integration}" + (", first sync queued" if outcome.sync_queued else ""))
     label = connected.name or f"Company {connected.company_source_id}"
     flash(f"{label} is {'connected' if connected.created else 'reconnected'}."
           + (" Its first sync is queued." if outcome.sync_queued else ""), "success")

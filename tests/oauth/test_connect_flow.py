@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text, update
 
 from dashboard.extensions import db
 from dashboard.models import (
-    Company, ConnectionState, Customer, OAuthState, RunKind, RunStatus, SyncRun, utcnow,
+    AuditEvent, Company, ConnectionState, Customer, OAuthState, RunKind, RunStatus, SyncRun, utcnow,
 )
 from dashboard.queue import huey
 from dashboard.vault import TokenVault
@@ -73,6 +73,10 @@ def test_whole_connect_flow_stores_company_encrypted_and_queues_backfill(signed_
     assert huey.pending_count() == 1
     page = signed_in.get(response.headers["Location"]).get_data(as_text=True)
     assert "is connected" in page
+    # The operator's connect is on record, and shown on the company page.
+    assert db_session.execute(select(AuditEvent.actor, AuditEvent.action, AuditEvent.company_source_id)
+                              .where(AuditEvent.action != "sign_in")).all() == [("alice", "connect", realm)]
+    assert "Connected" in page[page.index('id="company-activity"'):]
 
 
 def test_company_table_dump_holds_no_token_in_plain_text(signed_in, qbo, db_session):
@@ -228,6 +232,7 @@ def test_reconnect_clears_reconnect_required_and_keeps_data(signed_in, qbo, db_s
     assert company.connection_state is ConnectionState.CONNECTED and company.connection_error is None
     assert company.refresh_token and company.token_version == 2
     assert _count(Customer) == 1
+    assert db_session.execute(select(AuditEvent.action).order_by(AuditEvent.id.desc())).scalars().first() == "reconnect"
     # The dashboard's reconnect link (no integration in the path) works too.
     assert signed_in.get(f"/v1/oauth/reconnect?realm={realm}").status_code == 302
     assert signed_in.get("/v1/oauth/reconnect?realm=404404").status_code == 404

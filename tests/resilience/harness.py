@@ -37,7 +37,7 @@ class Stack:
         self.instance = Path(tempfile.mkdtemp(prefix="qbosync-resilience-"))
         env = {
             # Short leases (and the reaper loop below): a killed run resumes in seconds, not minutes.
-            "SYNC_LEASE_SECONDS": "4", "SYNC_RETRY_DELAY": "0.5", "SYNC_RETRIES": "5",
+            "SYNC_LEASE_SECONDS": "4", "SYNC_RETRY_DELAY": "0.5", "SYNC_RETRIES": "5", "QBO_THROTTLE_WAIT": "0.5",
         }
         env.update(extra_env or {})
         self.env = app_env(self.db_url, sim_url, redis_url=redis_url, namespace=self.namespace,

@@ -9,7 +9,7 @@ from typing import Iterator
 from dashboard.queue import app_huey
 
 # Short waits: retries inside a page fetch, leases. Production defaults are much longer.
-FAST_KNOBS = {"QBO_HTTP_RETRY_DELAY": 0.01, "QBO_HTTP_MAX_WAIT": 0.05, "QBO_HTTP_RETRIES": 3,
+FAST_KNOBS = {"QBO_HTTP_RETRY_DELAY": 0.01, "QBO_HTTP_MAX_WAIT": 0.05, "QBO_HTTP_RETRIES": 3, "QBO_THROTTLE_WAIT": 0.2,
               "SYNC_LEASE_SECONDS": 10, "SYNC_OVERLAP_SECONDS": 300}
 
 

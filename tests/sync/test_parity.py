@@ -64,7 +64,7 @@ def _check(realm: str, clock=utcnow):
     return {v.object_type: v for v in parity.check_company(realm, build_client(realm), clock)}
 
 
-def test_a_backfill_run_ends_with_a_check_in_parity_and_pays_for_it(qbo_app, sandbox_server):
+def test_a_first_backfill_ends_with_a_check_in_parity_that_costs_no_call(qbo_app, sandbox_server):
     sim = sandbox_server.sim
     realm = generate(sim, seed=41, customers=30, invoices=40)
     sim.deactivate_customer(realm, sim.records(realm, "Customer")[0]["Id"])  # inactive ones count too
@@ -82,9 +82,10 @@ def test_a_backfill_run_ends_with_a_check_in_parity_and_pays_for_it(qbo_app, san
     rows = db.session.execute(select(ParityCheck).where(ParityCheck.company_source_id == realm)).scalars().all()
     assert sorted((r.object_type, r.source_count, r.local_count) for r in rows) == sorted(
         (name, count, count) for name, count in expected.items())
-    # One batch request for both counts, and it is in the run's metered calls.
+    # The backfill's own COUNT(*) of each type stands for Intuit's: no batch request.
     log = sim.request_log(realm)
-    assert [e["kind"] for e in log].count("batch") == 1
+    assert [e["kind"] for e in log].count("batch") == 0
+    assert [e["kind"] for e in log].count("query") == 2 + 2  # a count and a page per type
     run = db.session.execute(select(SyncRun)).scalar_one()
     assert run.status == RunStatus.SUCCEEDED and run.requests == len(log)
     # The next daily check is on the company's slot, at least half a day away.

@@ -18,7 +18,6 @@ from dashboard.models import Customer, Invoice, RunKind, RunStatus, SyncRun, Syn
 from dashboard import create_app
 from dashboard.models import utcnow
 from dashboard.services import sync_jobs
-from dashboard.services.sync_schedule import reap_expired_runs
 from tests.support.live import FAST_KNOBS, pointed_at_simulator, running_consumer
 
 from .conftest import assert_equal_to_source, connect, generate
@@ -113,15 +112,19 @@ def fast_retry_app(qbo_app, sandbox_server):
 
 def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, fast_retry_app):
     assert fast_retry_app.extensions["tasks"].run_sync.retry_delay == 0.1
+    fast_retry_app.config["QBO_HTTP_RETRIES"] = 1  # the production default: one retry budget per failure
     sim = sandbox_server.sim
     realm = generate(sim, seed=32, customers=30, invoices=30)
     connect(sim, realm)
+    sim.reset_stats(realm)
     sim.inject_fault("503", realm=realm, probability=1.0)
     run = sync_jobs.request_initial_sync(realm)
     with consumer(workers=2, app=fast_retry_app):
         wait_for(lambda: _run(run.id).status == RunStatus.FAILED, 60, "the final failure")
     run = _run(run.id)
     assert run.attempts == 4 and "HTTP 503" in run.error_message
+    # 4 attempts × (the request + its one retry): 8 requests from the first failure to Failed.
+    assert sim.stats(realm)["requests"] == 8
     state = db.session.execute(select(SyncState).where(SyncState.object_type == "customer")).scalar_one()
     assert state.status == SyncStatus.FAILED and state.attempts == 4 and state.last_failed_at is not None
     assert "Intuit failed (HTTP 503)" in state.error_message and "after 4 attempts" in state.error_message
@@ -138,6 +141,25 @@ def test_exhausted_retries_leave_failed_with_a_message(qbo_app, sandbox_server, 
                                                          "invoice": SyncStatus.SUCCEEDED}
     assert all(s.error_message is None and s.is_initial_backfill_completed for s in states)
     assert_equal_to_source(sim, realm)
+
+
+def test_a_429_makes_the_run_wait_in_the_queue_without_spending_a_retry(qbo_app, sandbox_server, fast_retry_app):
+    fast_retry_app.config.update(QBO_HTTP_RETRIES=1, QBO_THROTTLE_WAIT=0.5, SYNC_THROTTLE_DEFERRALS=2)
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=37, customers=30, invoices=30)
+    connect(sim, realm)
+    sim.reset_stats(realm)
+    sim.inject_fault("429", realm=realm, count=4)  # the next 4 requests, whoever sends them
+    run = sync_jobs.request_initial_sync(realm)
+    with consumer(workers=2, app=fast_retry_app):
+        wait_for(lambda: _run(run.id).status in (RunStatus.SUCCEEDED, RunStatus.FAILED), 60, "the run to end")
+    run = _run(run.id)
+    stats = sim.stats(realm)
+    # No 429 was retried in place: 2 deferrals (the most in a row without a saved page), then
+    # the third and fourth 429s were ordinary failures (2 of the 3 retries), then success.
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 5
+    assert stats["by_outcome"].get("fault:429") == 4
+    assert _state(realm, "customer").status == SyncStatus.SUCCEEDED
 
 
 def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
@@ -261,7 +283,8 @@ def test_sigkilled_consumer_run_is_reaped_and_finished(qbo_app, sandbox_server, 
     sim.set_latency(0)
     second = _start_worker(env, tmp_path / "second.log")
     try:
-        assert reap_expired_runs(now=utcnow() + timedelta(seconds=3)) == [run.id]  # the lease (3 s) ran out
+        # Nobody else reaps: the new worker re-queues the dead run itself (as it starts, or
+        # half a lease later if the lease had not run out yet) and finishes it.
         wait_for(lambda: _run(run.id).status == RunStatus.SUCCEEDED, 90, "the resumed run")
     finally:
         _stop(second)

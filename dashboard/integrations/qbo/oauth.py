@@ -25,6 +25,7 @@ SCOPE = "com.intuit.quickbooks.accounting"
 # Intuit's realm ids are decimal numbers (16 digits and up in practice).
 REALM_ID = re.compile(r"[0-9]{1,32}")
 MINOR_VERSION = "75"  # the one dashboard.qbo.client sends
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
 
 T = TypeVar("T")
 
@@ -59,6 +60,8 @@ class QuickBooksIntegration(OAuthIntegration):
             default_timeout=self.config.http_timeout,
         )
         session.headers["Accept"] = "application/json"
+        # Ask the token endpoint for the grant's 5-year cap (x_refresh_token_hard_expires_in).
+        session.headers[HARD_EXPIRY_HEADER] = "true"
         return session
 
     def authorization_url(self, state: str) -> str:
@@ -167,10 +170,14 @@ def _token_set(answer: Mapping[str, Any], now: datetime, previous_refresh_token:
     if not isinstance(expires_in, (int, float)) or expires_in <= 0:
         raise ProviderRejected("Intuit's token answer lacks a valid expires_in.")
     refresh_in = answer.get("x_refresh_token_expires_in")
+    hard_in = answer.get("x_refresh_token_hard_expires_in")
     return TokenSet(
         access_token=access,
         refresh_token=refresh,
         access_token_expires_at=now + timedelta(seconds=int(expires_in)),
         refresh_token_expires_at=(now + timedelta(seconds=int(refresh_in))
                                   if isinstance(refresh_in, (int, float)) and refresh_in > 0 else None),
+        refresh_token_hard_expires_at=(now + timedelta(seconds=int(hard_in))
+                                       if isinstance(hard_in, (int, float)) and not isinstance(hard_in, bool)
+                                       and hard_in >= 0 else None),
     )
