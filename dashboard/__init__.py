@@ -12,12 +12,13 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, queue, security, tasks
+from . import cli, logs, queue, security, tasks
 from .config import ConfigError, Settings, load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 from .services import type_switches
 from .services.token_keys import keys_open_stored_tokens
-from .views import alerts, audit, auth, budget, companies, errors, health, oauth, webhooks
+from .services import metrics as metrics_service
+from .views import alerts, audit, auth, budget, companies, errors, health, metrics, oauth, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS_CANNOT_OPEN_TOKENS = (
@@ -40,6 +41,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
         environ = {**dotenv_values(ROOT / ".env"), **os.environ}
     settings = load_config(environ, app.instance_path)
     configure(app, settings, overrides or {})
+    register_metrics(app)
     register_extensions(app)
     register_queue(app)
     register_blueprints(app)
@@ -52,7 +54,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, environ: Mapping[str,
 
 
 def configure(app: Flask, settings: Settings, overrides: Mapping[str, Any]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     engine_options: dict[str, Any] = {"pool_pre_ping": True}
     if settings.database_url.startswith("postgresql"):
@@ -80,6 +82,11 @@ def configure(app: Flask, settings: Settings, overrides: Mapping[str, Any]) -> N
     if settings.proxy_fix_hops:
         hops = settings.proxy_fix_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+
+def register_metrics(app: Flask) -> None:
+    """Record into Prometheus' multi-process files (every process: web, worker, commands)."""
+    metrics_service.install(app.config["SETTINGS"])
 
 
 def register_extensions(app: Flask) -> None:
@@ -114,7 +121,7 @@ def register_queue(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, auth, companies, audit, alerts, budget, webhooks):
+    for module in (health, auth, companies, audit, alerts, budget, webhooks, metrics):
         app.register_blueprint(module.bp)
     oauth.register(app)  # also loads the integrations registry
 

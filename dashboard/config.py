@@ -126,6 +126,11 @@ class Settings:
     # Metered ("CorePlus") calls this app may spend per calendar month, UTC (Intuit's free
     # Builder tier allows 500,000); the budget governor paces and pauses scheduled syncs by it.
     qbo_monthly_call_budget: int = 500_000
+    # Operating: /metrics and logs (issue 13). No METRICS_TOKEN: /metrics answers 404.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_dir: str = ""            # PROMETHEUS_MULTIPROC_DIR: every process of a machine writes there
+    metrics_per_company: bool = False  # a realm label on the high-volume series
+    log_format: str = "text"         # text | json
 
     def redis_key(self, *parts: str) -> str:
         """Return a Redis key (or key prefix) inside this deployment's namespace."""
@@ -246,6 +251,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         secret_key_generated=generated,
         **_alerts(env),
         qbo_monthly_call_budget=_number(env, "QBO_MONTHLY_CALL_BUDGET", 500_000, int, 1),
+        **_operating(env, instance, production),
     )
 
 
@@ -367,3 +373,54 @@ def _alerts(env: Mapping[str, str]) -> dict[str, object]:
         base = _url(env, "ALERT_BASE_URL", ("http", "https")).rstrip("/")
     return dict(alert_webhook_url=webhook, alert_webhook_format=fmt, smtp_url=smtp, alert_email_from=sender,
                 alert_email_to=recipients, alert_base_url=base)
+# --- operating: metrics and logs -----------------------------------------------------------
+
+METRICS_TOKEN_FILE = "metrics-token"
+
+
+def _operating(env: Mapping[str, str], instance: Path, production: bool) -> dict[str, object]:
+    """Return the /metrics and logging settings."""
+    log_format = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    per_company = env.get("METRICS_PER_COMPANY", "").strip().lower() or "0"
+    if per_company not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"METRICS_PER_COMPANY must be 1 or 0, got {per_company!r}")
+    return dict(
+        metrics_token=_metrics_token(env, instance, production),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip() or str(instance / "metrics"),
+        metrics_per_company=per_company in ("1", "true", "yes"),
+        log_format=log_format,
+    )
+
+
+def _metrics_token(env: Mapping[str, str], instance: Path, production: bool) -> str | None:
+    """Return METRICS_TOKEN; outside production an unset one is generated once into
+    instance/metrics-token (first process wins), in production it stays unset (404)."""
+    token = env.get("METRICS_TOKEN", "").strip()
+    if token:
+        if len(token) < 16:
+            raise ConfigError("METRICS_TOKEN must be at least 16 characters of random text")
+        return token
+    if production:
+        return None
+    path = instance / METRICS_TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip() or None
+    instance.mkdir(parents=True, exist_ok=True)
+    token = os.urandom(24).hex()
+    # Written whole under a private name, then linked into place: a process starting at the
+    # same moment sees no file or the whole token, never an empty one.
+    draft = instance / f".{METRICS_TOKEN_FILE}.{os.getpid()}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    try:
+        os.link(draft, path)
+    except FileExistsError:  # another process (web, worker) generated it first
+        return path.read_text().strip() or None
+    finally:
+        draft.unlink()
+    log.warning("Generated METRICS_TOKEN in %s (development only): scrape /metrics with "
+                "'Authorization: Bearer <its content>'; set METRICS_TOKEN in production", path)
+    return token

@@ -31,6 +31,7 @@ PUBLIC_ENDPOINTS = {
     "auth.sign_in",             # the way in
     "oauth.callback",           # single-use server-side state
     "webhooks.receive",         # Intuit's HMAC signature
+    "metrics.scrape",           # Prometheus: bearer METRICS_TOKEN (checked by the view)
 }
 
 

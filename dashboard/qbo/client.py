@@ -197,4 +197,5 @@ class QboClient:
 
     def _log_error(self, method: str, path: str, error: SyncError, attempt: int) -> None:
         log.warning("QBO %s %s for realm %s failed (attempt %d, %s, intuit_tid=%s): %s",
-                    method, path, self.realm, attempt, error.kind, error.intuit_tid, error.message)
+                    method, path, self.realm, attempt, error.kind, error.intuit_tid, error.message,
+                    extra={"intuit_tid": error.intuit_tid, "realm": self.realm})

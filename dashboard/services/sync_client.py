@@ -11,7 +11,7 @@ from ..qbo.client import QboClient, RequestObserver
 from ..redis_client import redis_client
 from ..qbo.ratelimit import Limits, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from ..sync.policy import RetryPolicy
-from . import budget
+from . import budget, metrics
 from . import tokens as token_service
 
 # The embedded backend runs one worker process: its limiter lives in that process.
@@ -77,7 +77,7 @@ class VaultTokens:
 
 def request_observers() -> tuple[RequestObserver, ...]:
     """Who hears of every request to Intuit (each observer must be cheap and never raise on purpose)."""
-    return (budget.call_counter(),)
+    return (budget.call_counter(), metrics.request_observed)
 
 
 def build_client(realm: str) -> QboClient:
@@ -87,5 +87,5 @@ def build_client(realm: str) -> QboClient:
     tokens = VaultTokens(app, realm)
     policy = RetryPolicy(retries=option("QBO_HTTP_RETRIES", int), delay=option("QBO_HTTP_RETRY_DELAY"),
                          backoff=2.0, max_wait=option("QBO_HTTP_MAX_WAIT"))
-    return QboClient(settings.qbo_api_base_url, realm, tokens.get, tokens.refresh, limiter=rate_limiter(),
+    return QboClient(settings.qbo_api_base_url, realm, tokens.get, tokens.refresh, limiter=metrics.TimedLimiter(rate_limiter()),
                      policy=policy, timeout=(5.0, option("QBO_HTTP_TIMEOUT")), observers=request_observers())

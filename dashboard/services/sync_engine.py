@@ -7,6 +7,7 @@ and committed strictly in order; overlapping pages prove they still join up.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import logs
 from ..extensions import db
 from ..models import SyncState, SyncStatus, utcnow
 from ..qbo.client import QboClient
@@ -27,7 +29,7 @@ from ..sync.pages import PagePlan
 from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
 from ..sync.specs import CDC, DAILY_READ, EntitySpec, Row, depends_on, ordered
 from ..sync.timestamps import parse_qbo_time
-from . import sync_store
+from . import metrics, sync_store
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,8 @@ class CompanySync:
                 continue
             self._begin(state)
             try:
-                self._sync_one(spec, specs)
+                with logs.bound(object_type=spec.name):
+                    self._sync_one(spec, specs)
             except SyncError as exc:
                 db.session.rollback()
                 final = (final_attempt or not exc.retryable) and not (throttle_waits and isinstance(exc, Throttled))
@@ -284,7 +287,8 @@ class CompanySync:
         self._scan(spec, CREATED, cursor, commit, remaining)
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
-            if sync_store.mark_untouched_deleted(spec, self.company, state.backfill_started_at, self.clock()):
+            if self._count_deleted(spec, sync_store.mark_untouched_deleted(
+                    spec, self.company, state.backfill_started_at, self.clock())):
                 self.summary.deleted.add(spec.name)
         state.is_initial_backfill_completed = True
         # Changes made while the backfill ran are newer than this: the next cycle gets them.
@@ -334,8 +338,9 @@ class CompanySync:
     def _apply_cdc(self, spec: EntitySpec, changes: EntityChanges, cdc_time: datetime | None) -> None:
         rows = [spec.to_row(obj) for obj in changes.live]
         written = sync_store.write_rows(spec, self.company, rows)
+        metrics.records_synced(self.company, spec.name, written)
         if changes.deleted:
-            sync_store.mark_deleted(spec, self.company, changes.deleted)
+            self._count_deleted(spec, sync_store.mark_deleted(spec, self.company, changes.deleted))
             self.summary.deleted.add(spec.name)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
         self._beat(pages=1 if rows or changes.deleted else 0, records=written)
@@ -361,16 +366,22 @@ class CompanySync:
         """Read every record (upserting it) and mark the rows not read as deleted."""
         started_local = self.clock()
         first = self._scan_incremental(spec, None, CREATED, ahead)
-        if sync_store.mark_untouched_deleted(spec, self.company, started_local, self.clock()):
+        if self._count_deleted(spec, sync_store.mark_untouched_deleted(spec, self.company, started_local,
+                                                                       self.clock())):
             self.summary.deleted.add(spec.name)
         db.session.commit()
         return first
+
+    def _count_deleted(self, spec: EntitySpec, count: int) -> int:
+        metrics.records_deleted(self.company, spec.name, count)
+        return count
 
     # -- pages -----------------------------------------------------------------------
     def _write_page(self, spec: EntitySpec, rows: list[Row], lines: list[str] | None = None,
                     revive: bool = False) -> None:
         sync_store.write_rows(spec, self.company, rows, lines, revive)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + len(rows)
+        metrics.records_synced(self.company, spec.name, len(rows))
 
     def _report(self, spec: EntitySpec, done: int, total: int | None) -> None:
         if self.progress:
@@ -396,7 +407,8 @@ class CompanySync:
             while True:
                 for ask in plan.asks():
                     statement = scan_query(spec, field_name, plan.since, ask.start, plan.page_size)
-                    pending[ask.index] = pool.submit(fetch, statement)
+                    # With the run's log context: the client's lines say which realm, run and type.
+                    pending[ask.index] = pool.submit(contextvars.copy_context().run, fetch, statement)
                 page = pending.pop(plan.awaited).result()
                 if first_time is None:
                     first_time = response_time(page.body)

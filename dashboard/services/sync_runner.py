@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm.exc import ObjectDeletedError
 
+from .. import logs
 from ..extensions import db
 from ..locks import Lock, backend
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
 from ..sync.errors import DatabaseFailure, ReconnectRequired, RunCancelled, RunDeferred, SyncError, Throttled
-from . import parity, sync_jobs, type_switches
+from . import metrics, parity, sync_jobs, type_switches
 from .sync_client import build_client, option
 from .sync_engine import CompanySync, EngineOptions, Progress, Summary
 
@@ -122,6 +124,11 @@ def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | No
     ``defer``: a 429 puts the run back in the queue to wait (the queue can run it later);
     without it (the foreground), a 429 is a failure like any other.
     """
+    with logs.bound(realm=run.company_source_id, run_id=run.id):  # every line of the run says which
+        return _execute_claimed(run, retries_left, progress, defer)
+
+
+def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None, defer: bool) -> Summary | None:
     company = db.session.execute(select(Company).where(Company.source_id == run.company_source_id)).scalar_one()
     if company.connection_state != ConnectionState.CONNECTED:
         _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {company.connection_state}")
@@ -142,6 +149,8 @@ def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | No
     if summary is None:
         return None
     _finish(run, RunStatus.SUCCEEDED, None)
+    log.info("Run %s (%s) succeeded: %d records written", run.id, RunKind(run.kind).value,
+             sum(summary.records.values()))
     _queue_followup(run)
     _note_checked(run, summary)
     return summary
@@ -160,11 +169,12 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
     except RunCancelled:
         db.session.rollback()
         log.info("Run %s stopped: cancelled or taken over", run.id)
+        _count(run, RunStatus.CANCELLED.value)
         return None
     except SyncError as exc:
         if isinstance(exc, Throttled) and defer and _count_deferral(run):
             wait = exc.retry_after if exc.retry_after is not None else option("QBO_THROTTLE_WAIT")
-            _requeue(run, f"Intuit asked us to slow down (HTTP 429): resuming in {wait:.0f} s")
+            _requeue(run, f"Intuit asked us to slow down (HTTP 429): resuming in {wait:.0f} s", "deferred")
             raise RunDeferred(f"Run {run.id} waits {wait:.0f} s: {exc}", wait) from exc
         final = final or not exc.retryable
         if not final:
@@ -239,16 +249,31 @@ def _reset_done(run: SyncRun) -> bool:
 
 def _finish(run: SyncRun, status: RunStatus, error: str | None) -> None:
     db.session.rollback()
-    db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING).values(
-        status=status, finished_at=utcnow(), lease_expires_at=None, error_message=error))
+    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
+                                .values(status=status, finished_at=utcnow(), lease_expires_at=None,
+                                        error_message=error))
     db.session.commit()
+    if result.rowcount == 1:  # not when a cancel or a takeover ended it first
+        _count(run, status.value)
 
 
-def _requeue(run: SyncRun, message: str) -> None:
+def _requeue(run: SyncRun, message: str, outcome: str = "retried") -> None:
     db.session.rollback()
-    db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING).values(
-        status=RunStatus.QUEUED, lease_expires_at=None, error_message=message))
+    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
+                                .values(status=RunStatus.QUEUED, lease_expires_at=None, error_message=message))
     db.session.commit()
+    if result.rowcount == 1:
+        _count(run, outcome)
+
+
+def _count(run: SyncRun, outcome: str) -> None:
+    """Count one ended attempt of ``run`` and how long it took since its claim."""
+    try:
+        kind, started = run.kind, run.started_at
+    except ObjectDeletedError:  # its company was deleted meanwhile: nothing left to count
+        return
+    seconds = (utcnow() - started).total_seconds() if started is not None else None
+    metrics.run_ended(RunKind(kind).value, outcome, seconds)
 
 
 def _queue_followup(run: SyncRun) -> None:

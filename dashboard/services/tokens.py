@@ -27,6 +27,7 @@ from ..integrations.errors import InvalidGrant, ProviderRejected, ProviderUnavai
 from ..models import Company, ConnectionState, utcnow
 from ..sync.errors import ReconnectRequired
 from ..vault import VaultError
+from . import metrics
 from .token_store import (
     lock_company, mark_reconnect_required, mark_unreadable, token_cache, token_session, vault, write_tokens,
 )
@@ -135,6 +136,7 @@ def _refresh(realm: str, mode: _Mode, stale: str | None = None) -> str:
                 return current
             tokens = _ask_provider(session, company, _open(session, company, "refresh", now), now)
             _save(session, company, tokens)
+            metrics.token_refreshed("ok")
         log.info("Refreshed the access token of company %s (%s)", realm, mode.value)
         token_cache().put(realm, vault().seal(realm, "access", tokens.access_token),
                           tokens.access_token_expires_at - FRESHNESS_MARGIN, utcnow())
@@ -170,11 +172,13 @@ def _ask_provider(session: Session, company: Company, refresh_token: str, now: d
     try:
         return integration.refresh(refresh_token, now)
     except InvalidGrant:
+        metrics.token_refreshed("invalid_grant")
         mark_reconnect_required(company, now)
         session.commit()
         token_cache().forget(realm)
         raise ReconnectRequired(company.connection_error, realm) from None
     except (ProviderUnavailable, ProviderRejected) as exc:
+        metrics.token_refreshed("failed")
         log.warning("Token refresh for company %s failed: %s", realm, exc)
         raise TokenRefreshFailed(f"Refreshing the token of company {realm} failed: {exc}") from None
 
@@ -185,6 +189,7 @@ def _save(session: Session, company: Company, tokens: TokenSet) -> None:
         write_tokens(session, company, tokens, company.token_version)
         session.commit()
     except OperationalError as exc:
+        metrics.token_refreshed("unsaved")
         # The session died while Intuit answered (this process was paused past
         # TOKEN_LOCK_IDLE_TIMEOUT_SECONDS, or the database restarted): the lock is
         # gone and another process may have refreshed since. Write nothing.

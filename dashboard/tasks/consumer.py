@@ -11,6 +11,7 @@ from huey.consumer_options import ConsumerConfig
 
 from ..extensions import db
 from ..queue import app_huey
+from ..services import metrics
 from ..services.sync_client import option
 from ..services.sync_schedule import reap_expired_runs
 
@@ -76,6 +77,7 @@ def run_consumer(app: Flask, workers: int, periodic: bool) -> None:
                             check_worker_health=True, scheduler_interval=1)
     config.validate()  # logging is already configured by the app (one line per record)
     consumer = huey.create_consumer(**config.values)
+    metrics.announce_worker(workers)
     log.info("Worker started: %d threads, backend %s, scheduler %s.", workers, type(huey).__name__,
              "on" if periodic else "off")
     consumer.run()
