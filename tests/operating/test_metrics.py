@@ -154,6 +154,11 @@ def test_one_scrape_carries_the_web_process_and_a_worker_process(qbo_app, sandbo
     assert not [key for key in after if ("realm", here) in key[1] or ("realm", there) in key[1]]
     assert value(after, "qbosync_queue_depth", kind="backfill") == 0
     assert value(after, "qbosync_oldest_queued_run_age_seconds") == 0
+    # The governor's figures: this process's backfill at least is counted, against the budget.
+    assert value(after, "qbosync_metered_calls_month") >= 4
+    assert value(after, "qbosync_metered_calls_projected") >= value(after, "qbosync_metered_calls_month")
+    assert value(after, "qbosync_metered_calls_budget") == 500_000
+    assert value(after, "qbosync_scheduled_syncs_paused") == 0
 
 
 # -- the parts, with plain values --------------------------------------------------------------

@@ -3,7 +3,7 @@
 Queue depth, the oldest queued run's age and companies by connection state are facts of
 the database, not of a process: they are read at scrape time (a few indexed counts), so
 they are right whichever processes run. ``SOURCES`` lists the functions that give those
-gauges; the budget governor's (metered calls this month, projection) joins it as one more.
+gauges, the budget governor's (metered calls this month, projection) among them.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
+from .. import budget
 from .instruments import PREFIX
 
 Source = Callable[[datetime], Iterable[Metric]]
@@ -50,9 +51,20 @@ def company_gauges(_now: datetime) -> Iterator[Metric]:
     yield family
 
 
-# Gauges computed at scrape time. The governor's two (metered calls this month and the
-# projection to the month's end) are one more source here.
-SOURCES: list[Source] = [queue_gauges, company_gauges]
+def budget_gauges(now: datetime) -> Iterator[Metric]:
+    """The API-budget governor's figures: metered calls this month, the projection, the budget."""
+    snap = budget.snapshot(now)
+    yield GaugeMetricFamily(f"{PREFIX}_metered_calls_month", "Metered Intuit calls this calendar month (UTC)",
+                            value=snap.used)
+    yield GaugeMetricFamily(f"{PREFIX}_metered_calls_projected", "Metered calls projected by the month's end "
+                            "at the rate of the last 24 h", value=snap.projected)
+    yield GaugeMetricFamily(f"{PREFIX}_metered_calls_budget", "QBO_MONTHLY_CALL_BUDGET", value=snap.budget)
+    yield GaugeMetricFamily(f"{PREFIX}_scheduled_syncs_paused", "1 while the budget is spent and scheduled "
+                            "syncs pause", value=int(snap.paused))
+
+
+# Gauges computed at scrape time.
+SOURCES: list[Source] = [queue_gauges, company_gauges, budget_gauges]
 
 
 class DatabaseCollector:
