@@ -8,13 +8,17 @@ request that an active run already covers returns that run instead of queueing t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..locks import hold
-from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow
+from ..models import (
+    ONE_ACTIVE, Company, ConnectionState, RunKind, RunStatus, SyncRun, SyncState, SyncStatus, utcnow,
+)
 from ..sync.specs import SPECS, dependents
 from . import type_switches
 from .work_queue import work_queue
@@ -88,17 +92,46 @@ def record_sync(company_source_id: str, *, kind: RunKind, trigger: str, object_t
     """
     check_object_type(object_type)
     kind = RunKind(kind)
-    # The per-company lock makes check-then-insert atomic across web and worker processes.
+    # The per-company lock makes check-then-insert atomic across web and worker processes;
+    # the scheduler inserts without it, so the database's one-active-run index may still
+    # refuse the insert: then the run it just wrote answers this request.
     with hold(f"request-sync:{company_source_id}", ttl=15, wait=10):
         connected_company(company_source_id)
-        current = active_run(company_source_id)
-        if current is not None and _extend(current, kind, object_type, follow_up):
-            return current, False
-        run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
-                      status=RunStatus.QUEUED, trigger=trigger)
-        db.session.add(run)
-        db.session.commit()
-    return run, True
+        for _ in range(2):
+            current = active_run(company_source_id)
+            if current is not None and _extend(current, kind, object_type, follow_up):
+                return current, False
+            run = SyncRun(company_source_id=company_source_id, object_type=object_type, kind=kind,
+                          status=RunStatus.QUEUED, trigger=trigger)
+            db.session.add(run)
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                continue
+            return run, True
+    raise SyncRequestError(f"Company {company_source_id} has another active run that could not take this request")
+
+
+def record_scheduled_runs(kinds: dict[str, RunKind]) -> list[Row]:
+    """Record a scheduled run for each company in one statement (committed); return their
+    ``id``, ``company_source_id`` and ``kind`` (plain rows: nothing to reload after the commit).
+
+    A company that already has an active run gets none here (the one-active-run index
+    refuses it, ON CONFLICT DO NOTHING): the caller hands it to ``request_sync``.
+    """
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    now = utcnow()
+    table = SyncRun.__table__
+    # One statement compiled once (cached), sent as a multi-row INSERT … RETURNING by the driver.
+    stmt = dialect.insert(table).on_conflict_do_nothing(
+        index_elements=["company_source_id"], index_where=text(ONE_ACTIVE)).returning(
+        table.c.id, table.c.company_source_id, table.c.kind, sort_by_parameter_order=True)
+    runs = db.session.connection().execute(stmt, [
+        {"company_source_id": realm, "kind": kind, "status": RunStatus.QUEUED, "trigger": "schedule",
+         "created_at": now, "updated_at": now} for realm, kind in kinds.items()]).all()
+    db.session.commit()
+    return runs
 
 
 def _extend(run: SyncRun, kind: RunKind, object_type: str | None, follow_up: bool = True) -> bool:
@@ -145,12 +178,31 @@ def enqueue(run: SyncRun) -> None:
     work_queue().run_sync(run.id, PRIORITY[run.kind])
 
 
+def enqueue_many(runs: Sequence[SyncRun | Row]) -> None:
+    """Queue the tasks of many committed runs at once (one round trip to Redis)."""
+    if runs:
+        work_queue().run_syncs([(run.id, PRIORITY[run.kind]) for run in runs])
+
+
 def backfill_pending(company_source_id: str) -> bool:
     """Whether some object type the company syncs has not finished its first backfill."""
-    done = db.session.execute(
-        select(SyncState.object_type).where(SyncState.company_source_id == company_source_id,
-                                            SyncState.is_initial_backfill_completed.is_(True))).scalars().all()
-    return set(type_switches.enabled_types(company_source_id)) - set(done) != set()
+    return bool(backfill_pending_among([company_source_id]))
+
+
+def backfill_pending_among(realms: list[str]) -> set[str]:
+    """The companies among ``realms`` with a type switched on that never finished its first
+    backfill (one statement for them all)."""
+    if not realms:
+        return set()
+    states = db.session.execute(
+        select(SyncState.company_source_id, SyncState.object_type, SyncState.enabled,
+               SyncState.is_initial_backfill_completed).where(SyncState.company_source_id.in_(realms))).all()
+    by_realm: dict[str, dict[str, tuple[bool, bool]]] = {realm: {} for realm in realms}
+    for realm, name, enabled, done in states:
+        by_realm[realm][name] = (enabled, bool(done))
+    default_on = set(type_switches.default_types())
+    return {realm for realm, stored in by_realm.items()
+            if any(stored.get(name, (name in default_on, False)) == (True, False) for name in SPECS)}
 
 
 def resume_kind(company_source_id: str) -> RunKind:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Callable
-
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, text, update
 
 from ..extensions import db
 from ..models import Company, ConnectionState, RunKind, RunStatus, SyncRun, utcnow
@@ -45,13 +43,19 @@ def reap_expired_runs(now: datetime | None = None, stale_queued: timedelta = tim
     return sorted(set(requeued) | set(lost))
 
 
-def schedule_due_companies(now: datetime | None = None,
-                           request: Callable[..., tuple[SyncRun, bool]] | None = None) -> list[str]:
+BATCH = 500  # companies claimed per statement: short transactions, few round trips
+
+
+def schedule_due_companies(now: datetime | None = None, batch: int = BATCH) -> list[str]:
     """Queue a cycle for each connected company whose time has come; safe with many schedulers.
 
-    Each company is claimed by a compare-and-set on ``next_sync_at``, so when several
-    consumers run this at once, exactly one queues it. New companies get a first slot
-    spread over the interval by a hash of their id.
+    Due companies are claimed ``batch`` at a time: one SELECT … FOR UPDATE SKIP LOCKED (on
+    PostgreSQL: a concurrent scheduler takes the next rows instead of waiting), one UPDATE
+    of their next slots, one INSERT of their runs, one commit, and the batch's tasks
+    enqueued in one pipeline. The partial unique index on ``sync_run`` keeps one active run
+    per company: a company that already has one is handed to ``request_sync``, which widens
+    a queued run or gives a running one its follow-up, as for any other request. New
+    companies get a first slot spread over the interval by a hash of their id.
 
     The budget governor sets the pace first: while the month's metered calls are at the
     budget nothing is queued (slots are kept and caught up once it lifts); while the
@@ -63,33 +67,67 @@ def schedule_due_companies(now: datetime | None = None,
     if governance.snapshot.paused:
         # Info, once a minute: the banner and the budget alert say it to people.
         log.info("Scheduled syncs paused: %s of %s metered calls used this month",
-                    f"{governance.snapshot.used:,}", f"{governance.snapshot.budget:,}")
+                 f"{governance.snapshot.used:,}", f"{governance.snapshot.budget:,}")
         return []
-    interval = governance.pace.base
-    request = request or sync_jobs.request_sync
+    queued: list[str] = []
+    while True:
+        due = _claim_batch(now, governance, batch)
+        if due is None:
+            return queued
+        queued += _queue_batch(due)
+
+
+def _claim_batch(now: datetime, governance: budget.Governance, batch: int) -> dict[str, RunKind] | None:
+    """Move the next batch of due companies to their next slot (committed); return those to sync
+    now with the kind of their cycle, or None when no company is due."""
     rows = db.session.execute(
         select(Company.source_id, Company.next_sync_at, Company.last_webhook_at).where(
             Company.connection_state == ConnectionState.CONNECTED,
-            or_(Company.next_sync_at.is_(None), Company.next_sync_at <= now))).all()
-    queued: list[str] = []
-    for source_id, due, last_webhook_at in rows:
-        kind = None
-        if due is None:
-            new, run_now_ = policy.first_due(now, interval, source_id), False
-            guard = Company.next_sync_at.is_(None)
-        else:
-            kind = sync_jobs.resume_kind(source_id)
-            paced = interval if kind is RunKind.BACKFILL else governance.interval_for(last_webhook_at, now)
-            new, run_now_ = policy.next_due(due, now, paced), True
-            guard = Company.next_sync_at == due
-        result = db.session.execute(update(Company).where(Company.source_id == source_id, guard)
-                                    .values(next_sync_at=new))
-        db.session.commit()
-        if result.rowcount != 1 or not run_now_:
+            or_(Company.next_sync_at.is_(None), Company.next_sync_at <= now))
+        .order_by(Company.source_id).limit(batch).with_for_update(skip_locked=True)).all()
+    if not rows:
+        db.session.rollback()
+        return None
+    interval = governance.pace.base
+    backfilling = sync_jobs.backfill_pending_among([r.source_id for r in rows if r.next_sync_at is not None])
+    slots, due = [], {}
+    for source_id, at, last_webhook_at in rows:
+        if at is None:  # a new company: its first slot, spread over the interval
+            slots.append({"realm": source_id, "slot": policy.first_due(now, interval, source_id)})
             continue
-        try:
-            request(source_id, kind=kind, trigger="schedule")
-            queued.append(source_id)
+        kind = RunKind.BACKFILL if source_id in backfilling else RunKind.INCREMENTAL
+        paced = interval if kind is RunKind.BACKFILL else governance.interval_for(last_webhook_at, now)
+        slots.append({"realm": source_id, "slot": policy.next_due(at, now, paced)})
+        due[source_id] = kind
+    _move_slots(slots)
+    db.session.commit()
+    return due
+
+
+def _move_slots(slots: list[dict]) -> None:
+    """Write each company's next slot: one statement on PostgreSQL (arrays unnested), one
+    executemany on SQLite (the embedded backend's few companies)."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(
+            "UPDATE company SET next_sync_at = v.slot FROM unnest(CAST(:realms AS text[]), "
+            "CAST(:slots AS timestamptz[])) AS v(realm, slot) WHERE company.source_id = v.realm"),
+            {"realms": [s["realm"] for s in slots], "slots": [s["slot"] for s in slots]})
+        return
+    db.session.connection().execute(
+        update(Company.__table__).where(Company.__table__.c.source_id == bindparam("realm"))
+        .values(next_sync_at=bindparam("slot")), slots)
+
+
+def _queue_batch(due: dict[str, RunKind]) -> list[str]:
+    """Record a scheduled run for each company (one statement) and enqueue them together."""
+    if not due:
+        return []
+    created = sync_jobs.record_scheduled_runs(due)
+    sync_jobs.enqueue_many(created)
+    for source_id in due.keys() - {run.company_source_id for run in created}:
+        try:  # it has an active run already: widened or given a follow-up, like any request
+            sync_jobs.request_sync(source_id, kind=due[source_id], trigger="schedule")
         except sync_jobs.SyncRequestError as exc:
             log.info("Not scheduling %s: %s", source_id, exc)
-    return queued
+            del due[source_id]
+    return sorted(due)

@@ -19,6 +19,9 @@ class WorkQueue(Protocol):
     def run_sync(self, run_id: int, priority: int) -> None:
         """Queue the execution of the committed sync run ``run_id``."""
 
+    def run_syncs(self, runs: list[tuple[int, int]]) -> None:
+        """Queue many committed runs, ``(run_id, priority)`` each, in as few round trips as can be."""
+
     def drain_webhooks(self) -> None:
         """Queue a drain of the webhook inbox."""
 

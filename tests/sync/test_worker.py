@@ -185,21 +185,20 @@ def test_scheduler_claims_each_due_company_once(qbo_app, sandbox_server):
     realms = sim.generate(seed=34, companies=3, customers=5, invoices=5)
     for realm in realms:
         connect(sim, realm)
-    requested = []
-
-    def record(source_id, **kwargs):
-        requested.append(source_id)
-        return None, True
-
     now = utcnow()
-    assert schedule_due_companies(now, request=record) == []  # new companies get a spread first slot
+    assert schedule_due_companies(now) == []  # new companies get a spread first slot
     slots = dict(db.session.execute(select(Company.source_id, Company.next_sync_at)).all())
     assert all(now <= slot < now + timedelta(minutes=5) for slot in slots.values())
     later = now + timedelta(minutes=6)
-    assert sorted(schedule_due_companies(later, request=record)) == sorted(realms)
+    assert sorted(schedule_due_companies(later)) == sorted(realms)
     # A second scheduler at the same instant finds nothing left to claim.
-    assert schedule_due_companies(later, request=record) == []
-    assert sorted(requested) == sorted(realms)
+    assert schedule_due_companies(later) == []
+    queued = db.session.execute(select(SyncRun.company_source_id).where(SyncRun.trigger == "schedule")).scalars()
+    assert sorted(queued) == sorted(realms)
+    # The batch's tasks (one pipeline on Redis) reach the consumer, which runs them all.
+    with consumer(workers=2):
+        wait_for(lambda: db.session.execute(select(func.count()).select_from(SyncRun).where(
+            SyncRun.status == RunStatus.SUCCEEDED)).scalar_one() == len(realms), 60, "the scheduled runs")
 
 
 # -- several processes -----------------------------------------------------------------------
