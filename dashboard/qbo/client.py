@@ -141,17 +141,11 @@ class QboClient:
                 raise error
             self._sleep(self.policy.wait(attempt, error.retry_after))
 
-    def _slots(self, weight: int) -> int:
-        """Return the limiter slots a request of ``weight`` takes: never more than the limits hold at once."""
-        limits = getattr(self.limiter, "limits", None)
-        return max(1, min(weight, limits.concurrent, limits.per_second)) if limits else 1
-
     def _send(self, method: str, url: str, params: dict[str, str], data: bytes | None,
               headers: dict[str, str] | None, token: str, weight: int = 1) -> tuple[SyncError | None, Any]:
         all_headers = {"Accept": "application/json", "Authorization": f"Bearer {token}", **(headers or {})}
-        with contextlib.ExitStack() as slots:
-            for _ in range(self._slots(weight)):
-                slots.enter_context(self.limiter.slot(self.realm))
+        # One concurrency slot; the windows stamped with every item a batch carries, at once.
+        with self.limiter.slot(self.realm, weight):
             with self._lock:
                 self.requests_sent += 1
             started = time.perf_counter()

@@ -34,11 +34,18 @@ class Limits:
 
 
 class RateLimiter(Protocol):
-    def slot(self, realm: str) -> contextlib.AbstractContextManager[None]: ...
+    def slot(self, realm: str, weight: int = 1) -> contextlib.AbstractContextManager[None]:
+        """Hold one concurrency slot while ``weight`` requests' worth of the windows is
+        stamped at once (a batch of 10 queries counts 10 where Intuit may count each item)."""
 
 
 class LimitWaitTimeout(Exception):
     """No request slot became free in time."""
+
+
+def _admissible(weight: int, limits: Limits) -> int:
+    """A weight the windows can ever admit at once (a batch never waits forever)."""
+    return max(1, min(int(weight), limits.per_second, limits.per_minute))
 
 
 class LocalRateLimiter:
@@ -56,28 +63,31 @@ class LocalRateLimiter:
         self._stamps: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._active: dict[str, int] = collections.defaultdict(int)
 
-    def _try(self, realm: str, now: float) -> float:
+    def _try(self, realm: str, now: float, weight: int) -> float:
         stamps = self._stamps[realm]
         while stamps and stamps[0] <= now - self.limits.minute_window:
             stamps.popleft()
-        if len(stamps) >= self.limits.per_minute:
-            return stamps[0] + self.limits.minute_window - now
+        over = len(stamps) + weight - self.limits.per_minute
+        if over > 0:  # wait until enough of the oldest stamps leave the minute
+            return stamps[over - 1] + self.limits.minute_window - now
         recent = [s for s in stamps if s > now - self.limits.second_window]
-        if len(recent) >= self.limits.per_second:
-            return recent[0] + self.limits.second_window - now
+        over = len(recent) + weight - self.limits.per_second
+        if over > 0:
+            return recent[over - 1] + self.limits.second_window - now
         if self._active[realm] >= self.limits.concurrent:
             return 0.05
-        stamps.append(now)
+        stamps.extend([now] * weight)
         self._active[realm] += 1
         return 0.0
 
     @contextlib.contextmanager
-    def slot(self, realm: str) -> Iterator[None]:
+    def slot(self, realm: str, weight: int = 1) -> Iterator[None]:
+        weight = _admissible(weight, self.limits)
         deadline = self.clock() + self.max_wait
         with self._cond:
             while True:
                 now = self.clock()
-                wait = self._try(realm, now)
+                wait = self._try(realm, now, weight)
                 if wait <= 0:
                     break
                 if now + wait > deadline:
@@ -99,14 +109,17 @@ local token = ARGV[1]
 local per_minute, minute_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
 local per_second, second_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local concurrent, ttl_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
+local weight = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', wk, '-inf', now - minute_ms)
-if redis.call('ZCARD', wk) >= per_minute then
-  local oldest = redis.call('ZRANGE', wk, 0, 0, 'WITHSCORES')
+local over = redis.call('ZCARD', wk) + weight - per_minute
+if over > 0 then
+  local oldest = redis.call('ZRANGE', wk, over - 1, over - 1, 'WITHSCORES')
   return {0, tonumber(oldest[2]) + minute_ms - now}
 end
-local recent = redis.call('ZRANGEBYSCORE', wk, now - second_ms + 1, '+inf', 'WITHSCORES', 'LIMIT', 0, per_second)
-if #recent >= per_second * 2 then
-  return {0, tonumber(recent[2]) + second_ms - now}
+local recent = redis.call('ZRANGEBYSCORE', wk, now - second_ms + 1, '+inf', 'WITHSCORES')
+over = #recent / 2 + weight - per_second
+if over > 0 then
+  return {0, tonumber(recent[2 * over]) + second_ms - now}
 end
 redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)
 if redis.call('ZCARD', ck) >= concurrent then
@@ -114,7 +127,9 @@ if redis.call('ZCARD', ck) >= concurrent then
 end
 redis.call('ZADD', ck, now + ttl_ms, token)
 redis.call('PEXPIRE', ck, ttl_ms)
-redis.call('ZADD', wk, now, token)
+for i = 1, weight do
+  redis.call('ZADD', wk, now, token .. ':' .. i)
+end
 redis.call('PEXPIRE', wk, minute_ms + 1000)
 return {1, 0}
 """
@@ -141,7 +156,8 @@ class RedisRateLimiter:
         self._renew = client.register_script(_RENEW)
 
     @contextlib.contextmanager
-    def slot(self, realm: str) -> Iterator[None]:
+    def slot(self, realm: str, weight: int = 1) -> Iterator[None]:
+        weight = _admissible(weight, self.limits)
         token = secrets.token_hex(12)
         window_key, slots_key = f"{self.prefix}{realm}:window", f"{self.prefix}{realm}:slots"
         deadline = time.monotonic() + self.max_wait
@@ -150,7 +166,7 @@ class RedisRateLimiter:
             granted, wait_ms = self._acquire(
                 keys=[window_key, slots_key],
                 args=[token, lim.per_minute, int(lim.minute_window * 1000), lim.per_second,
-                      int(lim.second_window * 1000), lim.concurrent, int(lim.slot_ttl * 1000)])
+                      int(lim.second_window * 1000), lim.concurrent, int(lim.slot_ttl * 1000), weight])
             if granted:
                 break
             wait = max(int(wait_ms), 5) / 1000

@@ -121,6 +121,43 @@ def test_local_limiter_windows_move_with_its_clock():
     assert _admitted(limiter, 1) == 1
 
 
+def _weighted_admissions(limiter) -> list[bool]:
+    """A request, then a batch of 4 items, then a batch of 5, all in one second of 5."""
+    outcomes = []
+    for weight in (1, 4, 5):
+        try:
+            with limiter.slot("realm-1", weight):
+                outcomes.append(True)
+        except LimitWaitTimeout:
+            outcomes.append(False)
+    return outcomes
+
+
+def test_a_batch_is_stamped_with_all_its_items_at_once():
+    clock = _ManualClock()
+    limits = Limits(per_minute=12, per_second=5, concurrent=3, minute_window=2.0, second_window=0.25)
+    limiter = LocalRateLimiter(limits, max_wait=0, clock=clock)
+    # 1 + 4 fill the second; the batch of 5 must wait for the whole window, not slot by slot.
+    assert _weighted_admissions(limiter) == [True, True, False]
+    clock.advance(0.25)
+    with limiter.slot("realm-1", 5):
+        assert _admitted(limiter, 1) == 0           # ...and once admitted, its 5 items fill it
+    clock.advance(2.0)
+    with limiter.slot("realm-1", 50):               # more than a window holds: admitted as a full one
+        assert _admitted(limiter, 1) == 0
+    clock.advance(0.25)
+    assert _admitted(limiter, 5) == 5
+
+
+@pytest.mark.services
+def test_a_batch_is_stamped_with_all_its_items_at_once_on_redis(redis_prefix):
+    client, prefix = redis_prefix
+    limiter = RedisRateLimiter(client, prefix, Limits(per_minute=100, per_second=5, concurrent=3,
+                                                      second_window=30.0), max_wait=0)
+    assert _weighted_admissions(limiter) == [True, True, False]
+    assert _admitted(limiter, 1) == 0
+
+
 @pytest.mark.services
 def test_redis_limiter_holds_moving_windows_across_clients():
     import redis
@@ -206,10 +243,10 @@ def test_redis_slot_of_a_killed_holder_frees_after_its_ttl(redis_prefix):
     limiter = RedisRateLimiter(client, prefix, limits, max_wait=2)
     keys = [f"{prefix}realm-1:window", f"{prefix}realm-1:slots"]
     # A holder that died mid-request: its slot was taken and is never renewed nor released.
-    granted, _ = limiter._acquire(keys=keys, args=["dead-holder", 500, 61000, 10, 1100, 1, 600])
+    granted, _ = limiter._acquire(keys=keys, args=["dead-holder", 500, 61000, 10, 1100, 1, 600, 1])
     assert granted == 1
     dead_expiry = client.zscore(keys[1], "dead-holder")
-    refused, _ = limiter._acquire(keys=keys, args=["early", 500, 61000, 10, 1100, 1, 600])
+    refused, _ = limiter._acquire(keys=keys, args=["early", 500, 61000, 10, 1100, 1, 600, 1])
     assert refused == 0  # held until its TTL runs out
     with limiter.slot("realm-1"):
         ((token, expiry),) = client.zrange(keys[1], 0, -1, withscores=True)

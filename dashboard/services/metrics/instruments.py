@@ -182,8 +182,8 @@ class TimedLimiter:
         self.limits: Any = getattr(inner, "limits", None)
 
     @contextlib.contextmanager
-    def slot(self, realm: str) -> Iterator[None]:
+    def slot(self, realm: str, weight: int = 1) -> Iterator[None]:
         asked = time.perf_counter()
-        with self.inner.slot(realm):
+        with self.inner.slot(realm, weight):
             limiter_waited(realm, time.perf_counter() - asked)
             yield
