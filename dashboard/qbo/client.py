@@ -10,7 +10,6 @@ Errors are logged with Intuit's ``intuit_tid``; tokens never are.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
