@@ -91,8 +91,12 @@ class QboClient:
         request as a whole is retried and raises like ``query``. One HTTP request, though
         Intuit's per-realm limits count every item: it takes a slot of the limiter per item.
         """
+        return self.batch_query_at(statements)[0]
+
+    def batch_query_at(self, statements: Mapping[str, str]) -> tuple[dict[str, dict[str, Any] | SyncError], Any]:
+        """``batch_query``, with Intuit's clock of the answer (its ``time`` field, as sent)."""
         if not statements:
-            return {}
+            return {}, None
         if len(statements) > BATCH_MAX_ITEMS:
             raise ValueError(f"A batch holds at most {BATCH_MAX_ITEMS} items, not {len(statements)}")
         payload = {"BatchItemRequest": [{"bId": bid, "Query": text} for bid, text in statements.items()]}
@@ -109,7 +113,7 @@ class QboClient:
                 results[bid] = RequestRejected(f"Intuit rejected the query: {fault_message(orjson.dumps(item).decode())}")
             else:
                 results[bid] = item.get("QueryResponse") or {}
-        return results
+        return results, body.get("time")
 
     def cdc(self, entities: list[str], changed_since: datetime) -> dict[str, Any]:
         """Return objects of ``entities`` changed at or after ``changed_since`` (30 days at most)."""

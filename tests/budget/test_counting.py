@@ -67,7 +67,10 @@ def test_the_companyinfo_read_at_connect_is_counted(signed_in, qbo, db_session, 
     assert connect(signed_in, realm).status_code == 302
     served = [e for e in qbo.sim.request_log(realm) if "/companyinfo/" in e["path"]]
     assert len(served) == 1
-    assert budget.snapshot().used == 1
+    # The CompanyInfo read is counted, with whatever else the simulator served this realm (a
+    # worker still running from the suite may have taken the queued backfill at once).
+    assert budget.snapshot().used == sum(e["weight"] for e in qbo.sim.request_log(realm)
+                                         if e["status"] not in (None, 429)) >= 1
     assert budget.overview().consumers[0].realm == realm
 
 

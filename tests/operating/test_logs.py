@@ -80,8 +80,9 @@ def _life_of_a_connection(app, qbo, base: str) -> dict:
     callback = urlsplit(consent(start.headers["Location"], realm))
     answer = browser.get(f"{base}{callback.path}?{callback.query}", allow_redirects=False, timeout=10)
     assert answer.status_code == 302, answer.text
-    # One 503 on the backfill's first read: the client's warning carries Intuit's intuit_tid.
-    qbo.sim.inject_fault("503", realm=realm, count=1)
+    # One 503 on the customers' first page (the 2nd request, after the batch of counts): the
+    # client's warning carries Intuit's intuit_tid and the object type.
+    qbo.sim.inject_fault("503", realm=realm, nth=2)
     with running_consumer(app, workers=2):
         run = _wait_for_run(app, realm)
     with app.app_context():

@@ -38,9 +38,12 @@ def test_backfill_equals_source_with_giant_tie_and_exact_last_page(qbo_app, sand
     run = db.session.execute(select(SyncRun)).scalar_one()
     assert run.status == RunStatus.SUCCEEDED and run.records_written == 1999 + 2600 and run.pages >= 6
     assert sim.stats(realm)["throttled"] == 0
-    # Metered calls: one COUNT and three pages per type (pages overlap by one record; the
-    # customers' full last page needs one more read). Nothing is fetched past the count's end.
-    assert _queries(sim, realm) == 2 * (1 + 3)
+    # Metered calls: three pages per type (pages overlap by one record; the customers' full
+    # last page needs one more read), and both COUNTs asked ahead in one batch request of two
+    # items. Nothing is fetched past the count's end.
+    assert _queries(sim, realm) == 2 * 3
+    batches = [e for e in sim.request_log(realm) if e["kind"] == "batch"]
+    assert len(batches) == 1
 
 
 def test_failure_mid_backfill_resumes_from_cursor(qbo_app, sandbox_server, app, monkeypatch):
