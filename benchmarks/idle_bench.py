@@ -86,6 +86,23 @@ def classify(log: list[dict[str, Any]]) -> dict[str, int]:
     return dict(out)
 
 
+def daily_events(log: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """When each non-CDC call came, in simulated hours since the window's first request."""
+    if not log:
+        return {}
+    t0 = min(float(e.get("sim_time") or 0) for e in log)
+    out: dict[str, list[float]] = {}
+    for e in log:
+        if e["kind"] == "cdc":
+            continue
+        found = _FROM.search(str(e.get("detail") or ""))
+        name = e["kind"] if e["kind"] != "query" else (found.group(1) if found else "query")
+        if str(e.get("outcome", "")).startswith("throttled"):
+            name += " (throttled)"
+        out.setdefault(name, []).append(round((float(e.get("sim_time") or 0) - t0) / 3600, 3))
+    return out
+
+
 def idle_company(sim: Simulator, days: int = 3, interval: int = INTERVAL_SECONDS) -> list[Result]:
     """Backfill one small all-types company, run ``days`` of idle cycles, scale the calls to 30 days."""
     if days < 1:
@@ -109,6 +126,7 @@ def idle_company(sim: Simulator, days: int = 3, interval: int = INTERVAL_SECONDS
               "seconds": child["seconds"], "seconds_per_cycle": child["seconds"] / max(1, child["cycles"]),
               "calls_in_run": calls, "calls_per_30_days": {k: v * scale for k, v in calls.items() if ":" not in k},
               "calls_per_cycle": ratio(calls.get("metered", 0), child["cycles"]),
+              "non_cdc_calls_at_hours": daily_events(log),
               "paths": child["paths"], "outcomes": child["outcomes"], "runs_by_status": dict(runs),
               "hours_jumped_to_the_parity_slot": child["jump_hours"],
               "sql_statements_per_cycle": child["sql_statements"] / max(1, child["cycles"]),
@@ -187,8 +205,11 @@ def main(sim_url: str, realm: str, days: int, interval: int) -> None:
         cycles = days * 24 * 60 * 60 // interval
         try:
             for k in range(cycles):
-                # Five minutes pass between cycles, for Intuit and for us (the first: the jump).
-                moved.move_to(sim_clock(jump if k == 0 else interval))
+                # Cycle k comes at slot + k × 5 minutes, for Intuit and for us. Both clocks also
+                # tick in real time while a cycle runs: advancing by what is left of the five
+                # minutes keeps a loaded machine from stretching the simulated days.
+                target = now + jump + k * interval
+                moved.move_to(sim_clock(max(0.0, target - time.time())))
                 outcome = sync_now(realm)
                 outcomes[outcome.status.value if hasattr(outcome.status, "value") else str(outcome.status)] += 1
                 if outcome.summary is not None:
