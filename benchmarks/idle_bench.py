@@ -27,10 +27,12 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
 
+from . import connect
 from .breadth_bench import all_object_types
 from .harness import Result, ratio
 from .infra import PYTHON, ROOT, Simulator
@@ -110,13 +112,15 @@ def idle_company(sim: Simulator, days: int = 3, interval: int = INTERVAL_SECONDS
     realm = sim.generate(companies=1, customers=30, invoices=60, breadth=20)[0]
     sim.configure(latency=0.0, rate_limits_enabled=True)
     env_extra = {"SYNC_OBJECT_TYPES": ",".join(all_object_types()), "SYNC_INTERVAL_MINUTES": str(interval // 60)}
-    from . import connect
-
     with Stack(sim, "idle30", redis_url=None, extra_env=env_extra) as stack:
         connect.run(stack.env, sim.url, [realm])
         child = run_cycles(stack.env, sim.url, realm, days, interval)
         runs = stack.query("SELECT status, count(*) FROM sync_run WHERE company_source_id = %s GROUP BY status",
                            (realm,))
+    if set(child["outcomes"]) != {"succeeded"} or len(child["types"]) != len(all_object_types()):
+        # A failing cycle or a type left out would make the count meaningless.
+        raise RuntimeError(f"the idle company did not sync every type in every cycle: {child['outcomes']}, "
+                           f"types {child['types']}")
     log = sim.request_log(realm)
     calls = classify(log)
     scale = 30 / days
@@ -141,19 +145,13 @@ def idle_company(sim: Simulator, days: int = 3, interval: int = INTERVAL_SECONDS
 def run_cycles(env: dict[str, str], sim_url: str, realm: str, days: int, interval: int,
                timeout: float = 1800) -> dict[str, Any]:
     """Run the backfill and the idle cycles in a child process; return its summary."""
-    with _log_file() as err:
+    with tempfile.TemporaryFile(mode="w+", prefix="qbosync-bench-idle-") as err:
         proc = subprocess.run([PYTHON, "-m", "benchmarks.idle_bench", sim_url, realm, str(days), str(interval)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout)
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"the idle cycles failed ({proc.returncode}): {err.read()[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _log_file():
-    import tempfile
-
-    return tempfile.TemporaryFile(mode="w+", prefix="qbosync-bench-idle-")
 
 
 # -- the child: the service's own code, on the simulator's clock -------------------
