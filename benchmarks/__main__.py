@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import alert_sink_bench, backfill_bench, dashboard_page, peer, scale_bench
+from . import alert_sink_bench, backfill_bench, breadth_bench, dashboard_page, idle_bench, peer, scale_bench
 from .harness import Result, format_table, guarded, write_results
 from .infra import Simulator, app_env, ScratchDatabase
 
-ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts")
+ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts", "breadth", "idle30")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--companies", type=int, default=2_000, help="idle companies in the scheduler cycle")
     p.add_argument("--consumers", type=int, default=2, help="consumer processes in the scheduler cycle")
     p.add_argument("--cycles", type=int, default=4, help="idle cycles counted for the metered-calls figure")
+    p.add_argument("--idle-days", type=int, default=3,
+                   help="simulated days of 5-minute idle cycles in idle30 (scaled to 30 days)")
     p.add_argument("--dashboard-large", type=int, default=5_000, help="companies in the large dashboard case")
     p.add_argument("--only", action="append", choices=ALL, help="run only these benchmarks (repeatable)")
     p.add_argument("--skip", action="append", choices=ALL, default=[], help="skip these benchmarks")
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 ("scheduler", [scale_bench.PER_COMPANY, scale_bench.CYCLE_SHARE],
                  lambda: scale_bench.scheduler(sim, args.companies, args.consumers)),
                 ("alerts", [alert_sink_bench.TARGET], lambda: [alert_sink_bench.run(sim)]),
+                # These two regenerate the simulator's data: they come after the classic realm's benchmarks.
+                ("breadth", [breadth_bench.BREADTH], lambda: [breadth_bench.breadth_backfill(sim)]),
+                ("idle30", idle_bench.TARGETS, lambda: idle_bench.idle_company(sim, args.idle_days)),
             ]
             for name, targets, run in plan:
                 if name in chosen:

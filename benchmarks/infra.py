@@ -227,6 +227,18 @@ class Simulator:
         resp.raise_for_status()
         return {**resp.json(), "realmId": realm}
 
+    def request_log(self, realm: str) -> list[dict[str, Any]]:
+        """Every API request of a realm since the last reset: kind, path, detail (what it asked), outcome."""
+        return self.admin("GET", f"/stats/{realm}", log=1)["log"]
+
+    def entity_counts(self, realm: str) -> dict[str, int]:
+        """Records per entity as the simulator holds them (inactive included), without a metered call."""
+        return self.admin("GET", f"/counts/{realm}")
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulator's clock forward; return its new time (epoch seconds)."""
+        return float(self.admin("POST", "/clock", {"advance_seconds": seconds})["now"])
+
     def count(self, realm: str, entity: str) -> int:
         """Return how many records of an entity the simulator holds (inactive customers included)."""
         token = self._any_token(realm)

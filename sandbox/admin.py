@@ -56,10 +56,11 @@ def companies() -> Response:
 
 @bp.post("/generate")
 def generate() -> Response:
-    """Regenerate data: {seed, companies, customers, invoices, tie_size, giant_tie, breadth, ties, transaction_factor}."""
+    """Regenerate data: {seed, companies, customers, invoices, tie_size, giant_tie, breadth, ties, transaction_factor,
+    counts, journal_lines}."""
     b = _body()
     keys = ("seed", "companies", "customers", "invoices", "tie_size", "giant_tie", "anchor", "breadth", "ties",
-            "transaction_factor")
+            "transaction_factor", "counts", "journal_lines")
     realms = _sim().generate(**{k: b[k] for k in keys if k in b})
     return jsonify({"realms": realms, "companies": _sim().company_list()})
 

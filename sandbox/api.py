@@ -31,11 +31,18 @@ def _time(sim: "Simulator", company: "Company | None") -> str:
     return R.time_now(sim.now(), company.offset_minutes if company else _DEFAULT_TZ)
 
 
+def _asked() -> str:
+    """What a request asks for, for the request log: a query's statement (GET or POST), CDC's entities."""
+    if request.path.endswith("/query"):
+        return (request.args.get("query") if request.method == "GET" else request.get_data(as_text=True)) or ""
+    return request.args.get("entities") or ""
+
+
 def _gate(realm: str, kind: str, handler: Callable[["Company"], Response], weight: int = 1) -> Response:
     """Apply limits, latency, faults and authentication around a handler."""
     sim = _sim()
     company = sim.companies.get(realm)
-    ticket = sim.limits.admit(realm, kind, request.path, weight, sim.now())
+    ticket = sim.limits.admit(realm, kind, request.path, weight, sim.now(), _asked()[:500])
     if not ticket.admitted:
         with sim.lock:
             as_xml = sim.throttle_rng.random() < sim.config.throttle_xml_probability

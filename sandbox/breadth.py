@@ -48,6 +48,7 @@ class _Context:
         self.records: dict[str, list[Record]] = {e: list(t.records.values()) for e, t in company.tables.items()}
         self._pools: dict[tuple[str, str | None], list[Record]] = {}
         self.made: list[Record] = []  # records of the entity being made (for parents)
+        self.journal_lines = 2  # lines per journal entry (``fill``'s journal_lines)
 
     def pick(self, entity: str, account_type: str | None = None) -> Record | None:
         """A random existing record of ``entity``: active ones preferred, of ``account_type`` if any are.
@@ -351,6 +352,8 @@ def _transfer(ctx: _Context, i: int) -> dict[str, Any]:
 
 
 def _journal_entry(ctx: _Context, i: int) -> dict[str, Any]:
+    if ctx.journal_lines > 2:
+        return _long_journal_entry(ctx, i)
     amount = ctx.money()
     debit: dict[str, Any] = {"PostingType": "Debit"}
     _put(debit, "AccountRef", ctx.ref("Account", "Expense"))
@@ -364,6 +367,28 @@ def _journal_entry(ctx: _Context, i: int) -> dict[str, Any]:
     lines = [{"Id": str(n), "Description": f"Adjustment {i}", "Amount": amount, "DetailType": "JournalEntryLineDetail",
               "JournalEntryLineDetail": detail} for n, detail in enumerate((debit, credit))]
     return {"DocNumber": f"JE-{1000 + i}", "Line": lines, "TotalAmt": amount, "Adjustment": False,
+            "CurrencyRef": dict(ctx.currency)}
+
+
+def _long_journal_entry(ctx: _Context, i: int) -> dict[str, Any]:
+    """A journal entry of ``ctx.journal_lines`` lines (a payroll or month-end entry): many debits, one credit."""
+    lines: list[dict[str, Any]] = []
+    total = 0.0
+    for n in range(ctx.journal_lines - 1):
+        amount = ctx.money(5, 900)
+        debit: dict[str, Any] = {"PostingType": "Debit"}
+        _put(debit, "AccountRef", ctx.ref("Account", "Expense"))
+        _put(debit, "ClassRef", ctx.ref("Class"))
+        _put(debit, "DepartmentRef", ctx.ref("Department"))
+        lines.append({"Id": str(n), "Description": f"Allocation {i}.{n}", "Amount": amount,
+                      "DetailType": "JournalEntryLineDetail", "JournalEntryLineDetail": debit})
+        total += amount
+    total = round(total, 2)
+    credit: dict[str, Any] = {"PostingType": "Credit"}
+    _put(credit, "AccountRef", ctx.ref("Account", "Bank"))
+    lines.append({"Id": str(len(lines)), "Description": f"Allocation {i}", "Amount": total,
+                  "DetailType": "JournalEntryLineDetail", "JournalEntryLineDetail": credit})
+    return {"DocNumber": f"JE-{1000 + i}", "Line": lines, "TotalAmt": total, "Adjustment": False,
             "CurrencyRef": dict(ctx.currency)}
 
 
@@ -427,23 +452,31 @@ def build(company: Company, entity: str, fields: dict[str, Any], rec_id: int, cr
 
 
 def fill(company: Company, anchor: float, seed: int, count: int, ties: dict[str, int] | None = None,
-         transaction_factor: int = 1) -> None:
+         transaction_factor: int = 1, counts: dict[str, int] | None = None, journal_lines: int = 2) -> None:
     """Add ``count`` records of every non-classic entity to a company (transactions × factor).
 
+    ``counts`` ({"Payment": 25000}) sets an entity's own number instead, for books skewed
+    as real ones are; ``journal_lines`` makes journal entries that long (2 to 100 lines).
     ``ties`` maps entity names to how many of its records share one timestamp; an entity
     gets at least that many records. Deterministic under (seed, realm, anchor).
     """
     rng = random.Random(f"breadth:{seed}:{company.realm_id}")
     base = int(anchor)
     ties = {_canonical(e): n for e, n in (ties or {}).items()}
-    if set(ties) & set(CLASSIC):
-        raise ValueError("Customer and Invoice ties come from tie_size / giant_tie, not ties")
+    counts = {_canonical(e): int(n) for e, n in (counts or {}).items()}
+    if set(ties) & set(CLASSIC) or set(counts) & set(CLASSIC):
+        raise ValueError("Customer and Invoice numbers come from customers / invoices / tie_size, not ties or counts")
+    if any(n < 0 for n in counts.values()):
+        raise ValueError("counts must not be negative")
+    if not 2 <= int(journal_lines) <= 100:
+        raise ValueError("journal_lines must be between 2 and 100")
     ctx = _Context(rng, company)
+    ctx.journal_lines = int(journal_lines)
     for entity in dependency_order():
         if entity in CLASSIC:
             continue
         spec = BY_NAME[entity]
-        n = count * (transaction_factor if spec.kind == "transaction" else 1)
+        n = counts.get(entity, count * (transaction_factor if spec.kind == "transaction" else 1))
         n = max(n, ties.get(entity, 0))
         if n <= 0:
             continue

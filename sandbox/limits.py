@@ -23,6 +23,7 @@ class RequestLog:
     end: float | None = None
     outcome: str = "pending"
     sim_time: float = 0.0
+    detail: str = ""  # what was asked: a query's statement, a CDC call's entities (to tell requests apart)
 
 
 @dataclass
@@ -68,7 +69,8 @@ class RateLimiter:
             st = self.realms[realm] = _RealmState()
         return st
 
-    def admit(self, realm: str, kind: str, path: str, weight: int = 1, sim_time: float = 0.0) -> Ticket:
+    def admit(self, realm: str, kind: str, path: str, weight: int = 1, sim_time: float = 0.0,
+              detail: str = "") -> Ticket:
         """Decide whether a request may proceed and take a concurrency slot."""
         cfg = self.config
         now = self.clock()
@@ -93,7 +95,7 @@ class RateLimiter:
                     reason = "per_minute"
                 elif kind == "batch" and len(st.batch) + 1 > cfg.batch_per_minute:
                     reason = "batch_per_minute"
-            entry = RequestLog(now, kind, path, weight, not reason, sim_time=sim_time)
+            entry = RequestLog(now, kind, path, weight, not reason, sim_time=sim_time, detail=detail)
             st.log.append(entry)
             if reason:
                 entry.outcome = "throttled:" + reason
@@ -156,7 +158,7 @@ class RateLimiter:
         t0 = log[0].start if log else 0.0
         return [{"t": round(e.start - t0, 6), "duration": None if e.end is None else round(e.end - e.start, 6),
                  "kind": e.kind, "path": e.path, "weight": e.weight, "status": e.status, "outcome": e.outcome,
-                 "sim_time": e.sim_time} for e in log]
+                 "sim_time": e.sim_time, "detail": e.detail} for e in log]
 
     def reset(self, realm: str | None = None) -> None:
         """Forget logs and windows (of one realm or all); in-flight counts survive."""

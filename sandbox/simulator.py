@@ -63,13 +63,15 @@ class Simulator:
     # ---- data -----------------------------------------------------------------
     def generate(self, *, seed: int | None = None, companies: int = 2, customers: int = 50, invoices: int = 100,
                  tie_size: int = 300, giant_tie: bool = False, anchor: float | None = None, breadth: int = 0,
-                 ties: dict[str, int] | None = None, transaction_factor: int = 1) -> list[str]:
+                 ties: dict[str, int] | None = None, transaction_factor: int = 1,
+                 counts: dict[str, int] | None = None, journal_lines: int = 2) -> list[str]:
         """Replace all companies with freshly generated ones; return realm ids.
 
         The anchor defaults to midnight UTC of the simulated day so a seed gives
         identical data all day long. ``breadth`` adds that many records of each of the
         other 26 entities (transactions × ``transaction_factor``) with valid references;
-        ``ties`` ({"Item": 1100}) makes that many records of an entity share one timestamp.
+        ``ties`` ({"Item": 1100}) makes that many records of an entity share one timestamp;
+        ``counts`` ({"Payment": 25000}) and ``journal_lines`` skew the mix (see ``breadth.fill``).
         """
         if seed is not None:
             self.config.seed = seed
@@ -77,9 +79,10 @@ class Simulator:
         if anchor is None:
             anchor = self.clock.now() // 86400 * 86400
         made = generator.generate(rng, anchor, companies, customers, invoices, tie_size, giant_tie)
-        if breadth or ties:
+        if breadth or ties or counts:
             for company in made:
-                breadth_data.fill(company, anchor, self.config.seed, breadth, ties, transaction_factor)
+                breadth_data.fill(company, anchor, self.config.seed, breadth, ties, transaction_factor, counts,
+                                  journal_lines)
         for company in made:
             # Intuit's servers do not spend the client's CPU: render every record's JSON
             # once, up front (about 6 µs a record), instead of on the first page that holds it.
