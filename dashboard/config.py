@@ -58,7 +58,7 @@ TUNING: dict[str, tuple[float, type, float]] = {
     "QBO_HTTP_RETRIES": (1, int, 0),            # in-place retries of one request after a 5xx/timeout/drop
     "QBO_HTTP_RETRY_DELAY": (0.5, float, 0),
     "QBO_HTTP_MAX_WAIT": (5.0, float, 0),       # a longer Retry-After is waited for in the queue
-    "QBO_THROTTLE_WAIT": (60.0, float, 0),      # after a 429 without Retry-After, the run waits this (Intuit: 60 s)
+    "QBO_THROTTLE_WAIT": (60.0, float, 0),      # after 429s without Retry-After the run waits 5 s, doubling up to this (Intuit: 60 s)
     "SYNC_THROTTLE_DEFERRALS": (10, int, 0),    # 429 deferrals in a row without a page saved before it counts as a failure
     "QBO_HTTP_TIMEOUT": (60.0, float, 1),       # read timeout of one request
     "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers

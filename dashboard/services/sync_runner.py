@@ -172,8 +172,9 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
         _count(run, RunStatus.CANCELLED.value)
         return None
     except SyncError as exc:
-        if isinstance(exc, Throttled) and defer and _count_deferral(run):
-            wait = exc.retry_after if exc.retry_after is not None else option("QBO_THROTTLE_WAIT")
+        streak = _count_deferral(run) if isinstance(exc, Throttled) and defer else None
+        if streak is not None:
+            wait = exc.retry_after if exc.retry_after is not None else throttle_wait(streak)
             _requeue(run, f"Intuit asked us to slow down (HTTP 429): resuming in {wait:.0f} s", "deferred")
             raise RunDeferred(f"Run {run.id} waits {wait:.0f} s: {exc}", wait) from exc
         final = final or not exc.retryable
@@ -209,17 +210,25 @@ def _deferrals_left(run: SyncRun) -> bool:
     return _deferral_streak(run)[0] < option("SYNC_THROTTLE_DEFERRALS", int)
 
 
-def _count_deferral(run: SyncRun) -> bool:
-    """Record one more 429 deferral; False once SYNC_THROTTLE_DEFERRALS came in a row without a
-    page saved in between (then the 429 is a failure, retried and shown like others)."""
+def _count_deferral(run: SyncRun) -> int | None:
+    """Record one more 429 deferral and return how many came before it in a row; None once
+    SYNC_THROTTLE_DEFERRALS came in a row without a page saved in between (then the 429 is a
+    failure, retried and shown like others)."""
     db.session.rollback()
     streak, pages, checkpoint = _deferral_streak(run)
     if streak >= option("SYNC_THROTTLE_DEFERRALS", int):
-        return False
+        return None
     checkpoint.update(deferrals=streak + 1, deferred_at_pages=pages)
     db.session.execute(update(SyncRun).where(SyncRun.id == run.id).values(checkpoint=checkpoint))
     db.session.commit()
-    return True
+    return streak
+
+
+def throttle_wait(streak: int) -> float:
+    """The wait after a 429 without Retry-After: 5 s, then doubling to QBO_THROTTLE_WAIT (Intuit
+    says a minute). A lone 429 (a window's edge met under network jitter) costs seconds; one
+    that persists backs off to the minute."""
+    return min(option("QBO_THROTTLE_WAIT"), 5.0 * 2 ** streak)
 
 
 def _note_checked(run: SyncRun, summary: Summary) -> None:

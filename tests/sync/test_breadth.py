@@ -77,8 +77,17 @@ def test_every_type_backfills_through_changes_and_then_idles_at_one_call(qbo_app
         sim.create_record(realm, "Payment", CustomerRef={"value": customers[0]["Id"]}, TotalAmt="99.00",
                           TxnDate="2026-12-01")
 
+    sim.reset_stats(realm)
     first = run_now(realm, progress=change_mid_backfill)
     assert changed and set(first.paths.values()) == {"backfill"} and len(first.paths) == len(SPECS)
+    # The 28 counts went as 3 batch requests; the small types' pages were asked ahead, and
+    # no page was read twice nor asked ahead in vain (one first page per type).
+    log = sim.request_log(realm)
+    assert Counter(e["kind"] for e in log) == {"batch": 3, "query": len({e["detail"] for e in log
+                                                                         if e["kind"] == "query"})}
+    first_pages = Counter(e["detail"].split()[3] for e in log
+                          if e["kind"] == "query" and " STARTPOSITION 1 " in e["detail"])
+    assert set(first_pages.values()) == {1} and len(first_pages) == len(SPECS)
     second = run_now(realm)
     assert {second.paths[name] for name in SPECS if SPECS[name].refresh == "cdc"} == {"cdc"}
     assert_every_type_equal_to_source(sim, realm)

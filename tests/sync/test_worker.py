@@ -162,6 +162,18 @@ def test_a_429_makes_the_run_wait_in_the_queue_without_spending_a_retry(qbo_app,
     assert _state(realm, "customer").status == SyncStatus.SUCCEEDED
 
 
+def test_a_lone_429_costs_seconds_and_a_persisting_one_intuits_minute(app):
+    from dashboard.services.sync_runner import throttle_wait
+
+    with app.app_context():
+        saved = app.config["QBO_THROTTLE_WAIT"]
+        app.config["QBO_THROTTLE_WAIT"] = 60.0
+        try:
+            assert [throttle_wait(streak) for streak in range(6)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+        finally:
+            app.config["QBO_THROTTLE_WAIT"] = saved
+
+
 def test_reconnect_required_fails_at_once(qbo_app, sandbox_server):
     sim = sandbox_server.sim
     realm = generate(sim, seed=33, customers=10, invoices=10)
