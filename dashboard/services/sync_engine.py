@@ -311,8 +311,10 @@ class CompanySync:
         for spec in small:
             statement = scan_query(spec, CREATED, None, page_start(0, False, 0, self.options.page_size),
                                    self.options.page_size)
+            with logs.bound(object_type=spec.name):  # the client's lines say which type, as in its turn
+                context = contextvars.copy_context()
             self._pages_ahead[statement] = self._ahead_pool.submit(
-                contextvars.copy_context().run, _PageFetcher(self.client, spec, render), statement)
+                context.run, _PageFetcher(self.client, spec, render), statement)
 
     def _drop_pages_ahead(self) -> None:
         """Cancel the pages asked ahead that no backfill took (the run ended early)."""
