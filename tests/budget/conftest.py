@@ -12,20 +12,13 @@ def fresh_budget(app):
     embedded counter's buffer may still hold an earlier test's calls."""
     from dashboard.extensions import db
     from dashboard.models import MeteredCall
-    from dashboard.redis_client import redis_client
-    from dashboard.services import budget
+    from tests.conftest import _forget_metered_calls
 
     settings = app.config["SETTINGS"]
     with app.app_context():
-        if settings.redis_url:
-            client = redis_client(settings.redis_url)
-            keys = list(client.scan_iter(match=settings.redis_key("budget") + ":*"))
-            if keys:
-                client.delete(*keys)
-        else:
-            budget.ledger().flush()
-            db.session.execute(MeteredCall.__table__.delete())
-            db.session.commit()
+        _forget_metered_calls(app)
+        db.session.execute(MeteredCall.__table__.delete())
+        db.session.commit()
     yield
     app.config["SETTINGS"] = settings
 
