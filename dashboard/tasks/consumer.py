@@ -39,19 +39,20 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 class Reaper(threading.Thread):
-    """Re-queue the runs of dead workers: once as the worker starts, then every half lease.
+    """Re-queue the runs of dead workers: once as the worker starts, then every half lease
+    but at least every 5 s.
 
     Huey's scheduler fires at most once a minute, so a dead run used to wait for its lease
-    plus up to a minute; this cadence follows the lease instead (a run is resumed within
-    1.5 leases of its last heartbeat). Every consumer runs one: reaping is a
-    compare-and-set, so many reapers re-queue a run once.
+    plus up to a minute; now it is resumed within its lease plus 5 s of its last heartbeat
+    (two indexed queries a pass). Every consumer runs one: reaping is a compare-and-set,
+    so many reapers re-queue a run once.
     """
 
     def __init__(self, app: Flask) -> None:
         super().__init__(name="reaper", daemon=True)
         self.app = app
         with app.app_context():
-            self.every = max(1.0, min(option("SYNC_LEASE_SECONDS") / 2, 60.0))
+            self.every = max(1.0, min(option("SYNC_LEASE_SECONDS") / 2, 5.0))
         self.stopped = threading.Event()
 
     def run(self) -> None:

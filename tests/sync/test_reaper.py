@@ -20,7 +20,7 @@ def _status(run_id: int) -> RunStatus:
 def test_the_reaper_follows_the_lease(app):
     saved = app.config["SYNC_LEASE_SECONDS"]
     try:
-        for lease, every in ((8, 4.0), (60, 30.0), (600, 60.0), (1, 1.0)):
+        for lease, every in ((8, 4.0), (60, 5.0), (600, 5.0), (1, 1.0)):
             app.config["SYNC_LEASE_SECONDS"] = lease
             assert Reaper(app).every == every
     finally:
@@ -34,7 +34,7 @@ def test_a_starting_worker_requeues_a_dead_run_at_once(app, db_session):
     make.run("200", status=RunStatus.RUNNING, lease_expires_at=utcnow() + timedelta(hours=1))  # alive: kept
     dead, alive = db.session.execute(select(SyncRun.id).order_by(SyncRun.id)).scalars().all()
     saved = app.config["SYNC_LEASE_SECONDS"]
-    app.config["SYNC_LEASE_SECONDS"] = 600  # the next pass is a minute away: only the first one can act
+    app.config["SYNC_LEASE_SECONDS"] = 600  # the next pass is 5 s away: only the first one can act
     reaper = Reaper(app)
     reaper.start()
     try:
