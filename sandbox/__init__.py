@@ -5,5 +5,6 @@ from .app import create_app
 from .config import SandboxConfig
 from .serve import serve
 from .simulator import ObjectNotFound, SandboxError, Simulator
+from .xero import XeroSimulator
 
-__all__ = ["create_app", "serve", "Simulator", "SandboxConfig", "SandboxError", "ObjectNotFound"]
+__all__ = ["create_app", "serve", "Simulator", "SandboxConfig", "SandboxError", "ObjectNotFound", "XeroSimulator"]

@@ -10,20 +10,23 @@ from werkzeug.serving import make_server
 from .app import create_app
 from .simulator import Simulator
 from .testing import service_urls
+from .xero import XeroSimulator, xero_urls
 
 
 def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, customers: int = 3000,
           invoices: int = 6000, breadth: int = 0, ties: dict[str, int] | None = None, out: Any = None,
-          **config: Any) -> None:
+          xero: dict[str, Any] | None = None, **config: Any) -> None:
     """Serve forever with demo data; print the client id/secret and URLs to configure.
 
     ``breadth`` adds that many records of each of the other 26 entities; ``ties`` maps
-    entities to how many of their records share one timestamp.
+    entities to how many of their records share one timestamp. ``xero`` holds the Xero
+    simulator's options (XeroSimulator keywords); it is served on the same port under /xero.
     """
     out = out or sys.stdout
     sim = Simulator(companies=companies, customers=customers, invoices=invoices, breadth=breadth, ties=ties,
                     **config)
-    server = make_server(host, port, create_app(sim), threaded=True)
+    xsim = XeroSimulator(**(xero or {}))
+    server = make_server(host, port, create_app(sim, xsim), threaded=True)
     base = f"http://{host}:{server.server_port}"
     lines = ["Intuit QuickBooks Online simulator", f"  listening on {base}",
              f"  QBO_CLIENT_ID={sim.config.client_id}", f"  QBO_CLIENT_SECRET={sim.config.client_secret}"]
@@ -31,7 +34,12 @@ def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, cust
     lines += [f"  redirect URIs: {', '.join(sim.config.redirect_uris)}", "  companies:"]
     lines += [f"    {c['realmId']}  {c['name']}  ({c['counts']['Customer']} customers, "
               f"{c['counts']['Invoice']} invoices" + _others(c['counts']) + ")" for c in sim.company_list()]
-    lines += [f"  admin API: {base}/_sandbox/health"]
+    lines += [f"  admin API: {base}/_sandbox/health", "Xero simulator (same port)",
+              f"  XERO_CLIENT_ID={xsim.config.client_id}", f"  XERO_CLIENT_SECRET={xsim.config.client_secret}"]
+    lines += [f"  {k}={v}" for k, v in xero_urls(base).items()]
+    lines += [f"    {o['tenantId']}  {o['name']}  ({o['counts']['Contacts']} contacts, {o['counts']['Invoices']} invoices)"
+              for o in xsim.organisation_list()]
+    lines += [f"  Xero admin API: {base}/_sandbox/xero/health"]
     print("\n".join(lines), file=out, flush=True)
     try:
         server.serve_forever()
@@ -40,6 +48,7 @@ def serve(host: str = "127.0.0.1", port: int = 3001, *, companies: int = 2, cust
     finally:
         server.server_close()
         sim.close()
+        xsim.close()
 
 
 def _others(counts: dict[str, int]) -> str:

@@ -8,6 +8,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import create_app
 from .simulator import Simulator
+from .xero import XeroSimulator, xero_urls
 
 
 class SandboxServer:
@@ -21,9 +22,9 @@ class SandboxServer:
     """
 
     def __init__(self, simulator: Simulator | None = None, host: str = "127.0.0.1", port: int = 0,
-                 **config: Any) -> None:
+                 xero: XeroSimulator | None = None, **config: Any) -> None:
         self.sim = simulator or Simulator(**config)
-        self.app = create_app(self.sim)
+        self.app = create_app(self.sim, xero)
         self.host = host
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
         self._server.daemon_threads = True  # type: ignore[attr-defined]
@@ -39,6 +40,15 @@ class SandboxServer:
         """Return the settings a client configures to use this server."""
         return service_urls(self.url)
 
+    @property
+    def xero(self) -> XeroSimulator | None:
+        """Return the Xero simulator once given or first used (see create_app)."""
+        return self.app.extensions.get("xero")
+
+    def xero_urls(self) -> dict[str, str]:
+        """Return the XERO_* settings a client configures to use this server."""
+        return xero_urls(self.url)
+
     def start(self) -> "SandboxServer":
         """Start serving in a daemon thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
@@ -52,6 +62,8 @@ class SandboxServer:
         if self._thread:
             self._thread.join(timeout=5)
         self.sim.close()
+        if self.xero is not None:
+            self.xero.close()
 
     def __enter__(self) -> "SandboxServer":
         return self.start()
