@@ -86,11 +86,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API response")
     p.add_argument("--clock-offset", type=float, default=0.0, help="skew of the simulated clock in seconds")
     p.add_argument("--refresh-grace", type=float, help="seconds a superseded refresh token still works")
+    p.add_argument("--xero-organisations", type=int, default=2, help="Xero organisations (tenants)")
+    p.add_argument("--xero-contacts", type=int, default=50, help="contacts per Xero organisation")
+    p.add_argument("--xero-invoices", type=int, default=100, help="invoices per Xero organisation")
+    p.add_argument("--xero-webhook-url")
+    p.add_argument("--xero-webhook-key")
     args = p.parse_args(argv)
     config: dict[str, Any] = {"seed": args.seed, "latency": args.latency, "clock_offset": args.clock_offset,
                               "webhook_format": args.webhook_format}
     for key in ("redirect_uris", "webhook_url", "webhook_verifier", "client_id", "client_secret", "refresh_grace"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    xero: dict[str, Any] = {"seed": args.seed, "organisations": args.xero_organisations,
+                            "contacts": args.xero_contacts, "invoices": args.xero_invoices}
+    xero.update({k: v for k, v in (("webhook_url", args.xero_webhook_url), ("webhook_key", args.xero_webhook_key))
+                 if v is not None})
     serve(args.host, args.port, companies=args.companies, customers=args.customers, invoices=args.invoices,
-          breadth=args.breadth, ties=dict(args.tie) or None, **config)
+          breadth=args.breadth, ties=dict(args.tie) or None, xero=xero, **config)

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from conftest import XeroClient
+from xero_client import XeroClient, xero, xserver  # noqa: F401 (fixtures)
 from sandbox.xero.dates import ms_of
 
 DATE = re.compile(r'"UpdatedDateUTC":"\\/Date\((\d+)\+0000\)\\/"')

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sandbox.testing import SandboxServer
 
-from conftest import XeroClient, install
+from xero_client import XeroClient, install, xserver  # noqa: F401 (fixtures)
 
 
 def _connected(server: SandboxServer, **options) -> XeroClient:

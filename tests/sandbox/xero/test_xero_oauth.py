@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import SCOPE, XeroClient, claims
+from xero_client import SCOPE, XeroClient, claims, xero, xserver  # noqa: F401 (fixtures)
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}$")
 
@@ -128,3 +128,26 @@ def test_cancel_redirects_with_access_denied(xero: XeroClient) -> None:
     assert parse_qs(urlsplit(resp.headers["Location"]).query) == {"error": ["access_denied"], "state": ["s9"]}
     bad = xero.http.get(xero.urls["XERO_AUTHORIZE_URL"], params={**params, "redirect_uri": "http://evil/cb"})
     assert bad.status_code == 400 and "Location" not in bad.headers
+
+
+def test_pkce_client_without_secret(xero: XeroClient) -> None:
+    import base64
+    import hashlib
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": xero.auth[0], "redirect_uri": xero.redirect_uri, "scope": SCOPE,
+              "state": "p", "code_challenge": challenge, "code_challenge_method": "S256",
+              "tenant": xero.sim.tenants()[0], "action": "allow"}
+    redirect = xero.http.post(xero.urls["XERO_AUTHORIZE_URL"], data=params, allow_redirects=False)
+    code = parse_qs(urlsplit(redirect.headers["Location"]).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": xero.redirect_uri,
+            "client_id": xero.auth[0]}
+    wrong = xero.http.post(xero.urls["XERO_TOKEN_URL"], data={**form, "code_verifier": "x" * 43})
+    assert wrong.json() == {"error": "invalid_grant"}
+    redirect = xero.http.post(xero.urls["XERO_AUTHORIZE_URL"], data=params, allow_redirects=False)
+    form["code"] = parse_qs(urlsplit(redirect.headers["Location"]).query)["code"][0]
+    tokens = xero.http.post(xero.urls["XERO_TOKEN_URL"], data={**form, "code_verifier": verifier})
+    assert tokens.status_code == 200
+    refreshed = xero.http.post(xero.urls["XERO_TOKEN_URL"], data={
+        "grant_type": "refresh_token", "refresh_token": tokens.json()["refresh_token"], "client_id": xero.auth[0]})
+    assert refreshed.status_code == 200

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.testing import SandboxServer
 
-from conftest import install
+from xero_client import install, xserver  # noqa: F401 (fixtures)
 
 KEY = "xero-webhook-key-123"
 

@@ -1,4 +1,8 @@
-"""Fixtures for the Xero simulator tests: one sandbox server with a small Xero simulator."""
+"""Helpers and fixtures of the Xero simulator tests.
+
+Not a conftest.py: tests/sandbox's modules import their own ``conftest`` by name, and a
+second conftest module would shadow it. Test modules import the fixtures from here.
+"""
 from __future__ import annotations
 
 import base64
