@@ -8,7 +8,7 @@ Reads only: writes go through the control API (``XeroSimulator.create/update/del
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
@@ -19,6 +19,9 @@ from .limits import Admission
 from .oauth_routes import unauthorized
 from .query import QueryError, TooManyIds, list_records
 from .resources import Resource, allows, resource
+
+if TYPE_CHECKING:
+    from .simulator import XeroSimulator
 
 bp = Blueprint("xero_api", __name__)
 BASE = "/xero/api/api.xro/2.0"
@@ -57,7 +60,7 @@ def _with_quota(resp: Response, adm: Admission) -> Response:
     return resp
 
 
-def _serve(sim: Any, adm: Admission, res: Resource, scopes: set[str], rec_id: str | None) -> Response:
+def _serve(sim: "XeroSimulator", adm: Admission, res: Resource, scopes: set[str], rec_id: str | None) -> Response:
     rule = sim.faults.pick(adm.tenant, res.name) or sim.faults.pick(adm.tenant, "api")
     delay = sim.config.latency + (rule.delay if rule is not None and rule.kind == "slow" else 0.0)
     if delay > 0:

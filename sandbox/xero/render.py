@@ -45,10 +45,8 @@ def answer(body: dict[str, Any], wants_json: bool, status: int = 200) -> Respons
 def _singular(name: str) -> str:
     if name.endswith("ies"):
         return name[:-3] + "y"
-    if name.endswith("sses") or name.endswith("xes"):
+    if name.endswith("sses") or name.endswith("xes"):  # Addresses -> Address
         return name[:-2]
-    if name == "Addresses":
-        return "Address"
     return name[:-1] if name.endswith("s") else name
 
 

@@ -161,3 +161,22 @@ def test_every_resource_lists_its_source(connected: XeroClient, resource: str, k
                                                                             "TrackingCategories") else {})
     got = _ids(connected.get(resource, tenant, params), resource, key)
     assert sorted(got) == sorted(r[key] for r in connected.sim.records(tenant, resource)) and got
+
+
+def test_generation_is_deterministic_by_seed() -> None:
+    from sandbox.xero import XeroSimulator
+    one, two, other = (XeroSimulator(organisations=0, seed=s) for s in (11, 11, 12))
+    for sim in (one, two, other):
+        sim.generate(organisations=2, contacts=20, invoices=30, breadth=3, anchor=1_700_000_000)
+    assert one.tenants() == two.tenants() != other.tenants()
+    for name in ("Contacts", "Invoices", "Payments", "BankTransactions", "ManualJournals"):
+        assert one.records(one.tenants()[1], name) == two.records(two.tenants()[1], name)
+    statuses = {r["Status"] for t in one.tenants() for r in one.records(t, "Invoices")}
+    assert {"VOIDED", "DELETED"} <= statuses
+
+
+def test_unknown_resource_and_xml_error_free(connected: XeroClient) -> None:
+    tenant = connected.sim.tenants()[0]
+    assert connected.get("Widgets", tenant).status_code == 404
+    xml = connected.get("Contacts", tenant, accept_json=False).text
+    assert "<Addresses><Address>" in xml and "<Phones><Phone>" in xml and "/Date(" not in xml
