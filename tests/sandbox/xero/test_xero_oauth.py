@@ -37,6 +37,14 @@ def test_one_consent_two_tenants_then_a_second_consent(xero: XeroClient) -> None
     assert xero.http.get(xero.urls["XERO_CONNECTIONS_URL"].replace("connections", "Connections"),
                          headers={"Authorization": f"Bearer {xero.access}"}).status_code == 200
 
+    # Re-consenting t1 keeps its connection (and createdDateUtc), moving updatedDateUtc and authEventId.
+    before = next(c for c in conns if c["tenantId"] == t1)
+    xero.sim.advance_clock(5)
+    again = claims(xero.connect([t1])["access_token"])["authentication_event_id"]
+    after = next(c for c in xero.connections().json() if c["tenantId"] == t1)
+    assert (after["id"], after["createdDateUtc"]) == (before["id"], before["createdDateUtc"])
+    assert after["updatedDateUtc"] > before["updatedDateUtc"] and after["authEventId"] == again != event
+
 
 def test_code_is_single_use_and_client_auth_styles(xero: XeroClient) -> None:
     resp = xero.consent(xero.sim.tenants()[:1])
