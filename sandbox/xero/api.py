@@ -2,7 +2,7 @@
 
 Gateway order: bearer token (401), ``Xero-Tenant-Id`` connected for the token's user
 (403), limits (429), injected faults, scope (401 AuthorizationUnsuccessful), then the
-resource. Every answer after the tenant check carries the remaining-quota headers.
+resource. Every answer past the tenant and resource checks carries the remaining-quota headers.
 Reads only: writes go through the control API (``XeroSimulator.create/update/delete``).
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ def envelope(key: str, items: list[dict[str, Any]], now_ms: int, provider: str,
                             "DateTimeUTC": dotnet(now_ms, offset=False)}
     if pagination is not None:
         body["pagination"] = pagination
-    body["Warnings"] = None
+    body["Warnings"] = []
     body[key] = items
     return body
 
