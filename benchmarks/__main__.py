@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import alert_sink_bench, backfill_bench, breadth_bench, dashboard_page, idle_bench, peer, scale_bench
+from . import alert_sink_bench, backfill_bench, breadth_bench, crash_bench, dashboard_page, idle_bench, peer, scale_bench
 from .harness import Result, format_table, guarded, write_results
 from .infra import Simulator, app_env, ScratchDatabase
 
-ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts", "breadth", "idle30")
+ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts", "breadth", "idle30", "crash")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 # These two regenerate the simulator's data: they come after the classic realm's benchmarks.
                 ("breadth", [breadth_bench.BREADTH], lambda: [breadth_bench.breadth_backfill(sim)]),
                 ("idle30", idle_bench.TARGETS, lambda: idle_bench.idle_company(sim, args.idle_days)),
+                ("crash", [crash_bench.RESUME], lambda: [crash_bench.run(sim)]),
             ]
             for name, targets, run in plan:
                 if name in chosen:
