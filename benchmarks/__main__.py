@@ -27,7 +27,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--invoices", type=int, default=40_000, help="invoices in the backfill data set")
     p.add_argument("--memory-base", type=int, default=3_000,
                    help="records (1/3 customers, 2/3 invoices) of the small memory run; the large one is 10×")
-    p.add_argument("--companies", type=int, default=2_000, help="idle companies in the scheduler cycle")
+    p.add_argument("--companies", type=int, default=10_000, help="idle companies in the scheduler cycle")
     p.add_argument("--consumers", type=int, default=2, help="consumer processes in the scheduler cycle")
     p.add_argument("--cycles", type=int, default=4, help="idle cycles counted for the metered-calls figure")
     p.add_argument("--idle-days", type=int, default=3,
