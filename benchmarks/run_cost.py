@@ -46,6 +46,8 @@ def main(profile_top: int = 0) -> None:
 
         def count(conn, cursor, statement, parameters, context, executemany) -> None:
             statements[statement.split(None, 1)[0].upper()] += 1
+            if os.environ.get("RUN_COST_SQL"):
+                print(statement[:160].replace("\n", " "), file=sys.stderr)
 
         # The first run warms caches (compiled statements, the token): measured apart.
         execute_run(runs[0].id)
@@ -64,7 +66,7 @@ def main(profile_top: int = 0) -> None:
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(profile_top)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(profile_top)
         event.remove(db.engine, "before_cursor_execute", count)
     measured = max(1, len(runs) - 1)
     print(json.dumps({"runs": measured, "statements_per_run": sum(statements.values()) / measured,
