@@ -1,6 +1,7 @@
 """Scale benchmarks: one scheduled cycle over thousands of idle companies, metered calls per month."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -55,6 +56,12 @@ def _requests_of_all(sim: Simulator, realms: list[str]) -> tuple[list[int], int]
     return [c for counts, _ in parts for c in counts], sum(t for _, t in parts)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_checked(stack: Stack, companies: int, since: Any, timeout: float) -> float:
     """Poll until every company was checked since ``since`` (database time) and no run is active or
     failed; return when that was seen. Idle scheduled runs leave no row, only ``last_checked_at``."""
@@ -91,9 +98,14 @@ def scheduler(sim: Simulator, companies: int, consumers: int = 2, threads: int =
         try:
             sim.reset_stats()
             since = stack.query("SELECT now()")[0][0]
+            sim_cpu = _cpu_seconds(sim.process.pid)
+            worker_cpu = sum(_cpu_seconds(w.process.pid) for w in workers)
             started = time.perf_counter()
             queued = cycle.run(stack.env)
             finished = wait_for_checked(stack, companies, since, timeout=1200)
+            detail["simulator_cpu_ms_per_company"] = (_cpu_seconds(sim.process.pid) - sim_cpu) * 1000 / companies
+            detail["worker_cpu_ms_per_run"] = (sum(_cpu_seconds(w.process.pid) for w in workers)
+                                               - worker_cpu) * 1000 / companies
         finally:
             for w in workers:
                 w.stop()

@@ -150,11 +150,10 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None,
         lock.release()
     if summary is None:
         return None
-    finished = _finish(run, RunStatus.SUCCEEDED, None)
+    finished = _finish(run, RunStatus.SUCCEEDED, None, summary)
     log.info("Run %s succeeded: %d records written", fence.run_id, sum(summary.records.values()))
     if finished is not None:  # not when a cancel or a takeover ended it first
         _queue_followup(finished)
-        _note_checked(finished, summary)
     return summary
 
 
@@ -241,7 +240,7 @@ def throttle_wait(streak: int) -> float:
 
 def _note_checked(run: Row, summary: Summary) -> None:
     """Record when the company was last checked; fold a scheduled cycle that changed nothing
-    into the company's idle count instead of keeping its row."""
+    into the company's idle count instead of keeping its row (the caller commits)."""
     idle = (run.kind == RunKind.INCREMENTAL and run.trigger == "schedule" and run.object_type is None
             and run.attempts == 1 and not summary.changed and not (run.checkpoint or {}).get("followup"))
     changes = {"last_checked_at": run.finished_at or utcnow()}
@@ -249,7 +248,6 @@ def _note_checked(run: Row, summary: Summary) -> None:
         changes["idle_cycles"] = Company.idle_cycles + 1
         db.session.execute(delete(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.SUCCEEDED))
     db.session.execute(update(Company).where(Company.source_id == run.company_source_id).values(**changes))
-    db.session.commit()
 
 
 def _reset_done(run: SyncRun) -> bool:
@@ -269,20 +267,28 @@ ENDED = (SyncRun.id, SyncRun.company_source_id, SyncRun.kind, SyncRun.trigger, S
          SyncRun.attempts, SyncRun.checkpoint, SyncRun.started_at, SyncRun.finished_at)
 
 
-def _finish(run: SyncRun, status: RunStatus, error: str | None) -> Row | None:
-    """End a running run; return it as ended, or None if a cancel or a takeover ended it first."""
+def _finish(run: SyncRun, status: RunStatus, error: str | None, summary: Summary | None = None) -> Row | None:
+    """End a running run; return it as ended, or None if a cancel or a takeover ended it first.
+
+    With the ``summary`` of a success, the company's check is noted in the same transaction
+    (``_note_checked``): a follow-up asked for meanwhile waits for this row's lock, then
+    finds the run ended and queues a run of its own.
+    """
     run_id = inspect(run).identity[0]  # the key, without reloading a row the rollback expired
     db.session.rollback()
     ended = db.session.execute(
         update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == RunStatus.RUNNING)
         .values(status=status, finished_at=utcnow(), lease_expires_at=None, error_message=error)
         .returning(*ENDED).execution_options(synchronize_session=False)).one_or_none()
-    db.session.commit()
     if ended is not None:
         # The caller's object shows the row as it ended, without reading it again.
         for key, value in {**ended._mapping, "status": status, "error_message": error,
                            "lease_expires_at": None}.items():
             set_committed_value(run, key, value)
+        if summary is not None:
+            _note_checked(ended, summary)
+    db.session.commit()
+    if ended is not None:
         _count(ended, status.value)
     return ended
 
