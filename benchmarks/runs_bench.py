@@ -13,8 +13,9 @@ benchmark can move; tokens come from the database and are refreshed by the simul
 clock. The queue is the embedded one; its tasks are never consumed, the child executes
 the recorded runs itself.
 
-The figure: ``sync_run`` rows at the end over (companies + runs that changed data); the
-target is at most 1.
+The figure: ``sync_run`` rows at the end over (companies + changes made), the changes made
+standing for the runs that changed data (a run that re-reads a change it already stored,
+as the overlap of CDC windows makes the next cycle do, changed nothing); at most 1.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .infra import PYTHON, ROOT, Simulator
 from .pipeline import Stack
 
 TARGET = ("runs288_rows_vs_bound", 1.0,
-          "sync_run rows after a simulated day ÷ (companies + runs that changed data)", True)
+          "sync_run rows after a simulated day ÷ (companies + changes made in QuickBooks)", True)
 INTERVAL_SECONDS = 5 * 60
 CHANGE_EVERY = 24  # every 2 simulated hours one company gets a change
 
@@ -47,10 +48,11 @@ def run(sim: Simulator, companies: int, cycles: int = 288) -> Result:
         rows = dict(stack.query("SELECT status, count(*) FROM sync_run GROUP BY status"))
         idle = int(stack.query("SELECT coalesce(sum(idle_cycles), 0) FROM company")[0][0])
     total = sum(rows.values())
-    bound = companies + child["changed_runs"]
+    bound = companies + child["changes_made"]
     detail: dict[str, Any] = {
         "companies": companies, "cycles": cycles, "simulated_hours": cycles * INTERVAL_SECONDS / 3600,
-        "runs_executed": child["runs"], "changed_runs": child["changed_runs"], "outcomes": child["outcomes"],
+        "runs_executed": child["runs"], "changes_made": child["changes_made"],
+        "runs_the_service_counted_as_changed": child["changed_runs"], "outcomes": child["outcomes"],
         "sync_run_rows": total, "rows_by_status": rows, "idle_cycles_counted": idle, "bound": bound,
         "seconds": child["seconds"], "seed_seconds": seeded["seconds"],
         "how": "real scheduler + real runner in one child process (no worker: the child executes each "
@@ -103,7 +105,7 @@ def main(sim_url: str, cycles: int) -> None:
 
     app = create_app(environ=dict(os.environ))
     outcomes: Counter = Counter()
-    runs = changed = 0
+    runs = changed = made = 0
     with app.app_context():
         realms = list(db.session.execute(select(Company.source_id).order_by(Company.source_id)).scalars())
         start = sim_clock(0)
@@ -118,6 +120,7 @@ def main(sim_url: str, cycles: int) -> None:
                 moved.move_to(sim_clock(max(0.0, start + k * INTERVAL_SECONDS - time.time())))
                 if k and k % CHANGE_EVERY == 0:
                     change(realms[(k // CHANGE_EVERY) % len(realms)])
+                    made += 1
                 schedule_due_companies()
                 queued = list(db.session.execute(select(SyncRun.id).where(SyncRun.status == RunStatus.QUEUED)
                                                  .order_by(SyncRun.id)).scalars())
@@ -132,7 +135,7 @@ def main(sim_url: str, cycles: int) -> None:
                     changed += bool(summary is not None and summary.changed)
         finally:
             traveller.stop()
-    print(json.dumps({"runs": runs, "changed_runs": changed, "outcomes": dict(outcomes),
+    print(json.dumps({"runs": runs, "changed_runs": changed, "changes_made": made, "outcomes": dict(outcomes),
                       "seconds": time.perf_counter() - started}))
 
 

@@ -463,16 +463,28 @@ class CompanySync:
         return found
 
     def _apply_cdc(self, spec: EntitySpec, changes: EntityChanges, cdc_time: datetime | None) -> None:
-        rows = [spec.to_row(obj) for obj in changes.live]
+        rows = self._unseen(spec, [spec.to_row(obj) for obj in changes.live])
         written = sync_store.write_rows(spec, self.company, rows) if rows else 0
         metrics.records_synced(self.company, spec.name, written)
-        if changes.deleted:
-            self._count_deleted(spec, sync_store.mark_deleted(spec, self.company, changes.deleted))
+        if changes.deleted and self._count_deleted(spec, sync_store.mark_deleted(spec, self.company,
+                                                                                 changes.deleted)):
             self.summary.deleted.add(spec.name)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
         self._beat(pages=1 if rows or changes.deleted else 0, records=written)
         db.session.commit()
         self._succeed(spec, cdc_time or self.clock())
+
+    def _unseen(self, spec: EntitySpec, rows: list[Row]) -> list[Row]:
+        """Drop the records whose version (SyncToken) we hold already. CDC windows overlap
+        (clock skew), so one cycle's last changes come again in the next: written again,
+        they would make that cycle look like one that changed data."""
+        if not rows:
+            return rows
+        table = sync_store.table_for(spec)
+        held = dict(db.session.execute(select(table.c.source_id, table.c.sync_token).where(
+            table.c.company_source_id == self.company, table.c.is_deleted.is_(False),
+            table.c.source_id.in_([row["source_id"] for row in rows]))).all())
+        return [row for row in rows if held.get(row["source_id"]) != row["sync_token"]]
 
     def _scan_incremental(self, spec: EntitySpec, since: datetime | None, field_name: str = UPDATED,
                           ahead: bool = False) -> datetime | None:
