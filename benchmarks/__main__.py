@@ -31,7 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="records (1/3 customers, 2/3 invoices) of the small memory run; the large one is 10×")
     p.add_argument("--companies", type=int, default=10_000, help="idle companies in the scheduler cycle")
     p.add_argument("--consumers", type=int, default=2, help="consumer processes in the scheduler cycle")
-    p.add_argument("--runs-companies", type=int, default=10, help="companies in runs288 (the issue says 1,000: 288,000 runs, hours)")
+    p.add_argument("--runs-companies", type=int, default=10,
+                   help="companies in runs288 (each runs every cycle: 1,000 means 288,000 runs, hours)")
     p.add_argument("--runs-cycles", type=int, default=288, help="5-minute cycles in runs288 (288: one day)")
     p.add_argument("--cycles", type=int, default=4, help="idle cycles counted for the metered-calls figure")
     p.add_argument("--idle-days", type=int, default=3,

@@ -87,7 +87,8 @@ def run(sim: Simulator) -> list[Result]:
         "requests": len(counted), "failing_requests": len(failures),
         "request_kinds": [e["kind"] for e in counted],
         "offsets_s": [round(float(e["sim_time"]) - float(counted[0]["sim_time"]), 2) for e in counted],
-        "click_to_failed_s": failed_at - clicked, "first_failure_to_failed_s": failed_at - float(counted[0]["sim_time"]),
+        "click_to_failed_s": failed_at - clicked,
+        "first_failure_to_failed_s": failed_at - float(counted[0]["sim_time"]),
         "state_error": state[0], "state_attempts": state[1],
         "run": {"status": runs[0], "attempts": runs[1], "requests": runs[2]}}
     return [Result(REQUESTS[0], len(counted), REQUESTS[1], REQUESTS[2], True, detail),

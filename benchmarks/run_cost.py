@@ -4,7 +4,9 @@ Run as a child process with the app's environment over seeded companies (``bench
 it records a scheduled incremental run for each realm given on stdin and executes them one
 after the other in this process, through the worker's own ``execute_run``, counting every
 statement sent to the database with an SQLAlchemy event. ``--profile N`` prints the N most
-expensive functions (cProfile, cumulative time) to stderr.
+expensive functions (cProfile) to stderr, sorted by ``PROFILE_SORT`` (default cumulative)
+and filtered by the regular expression ``PROFILE_FILTER``; ``RUN_COST_SQL=1`` prints every
+statement.
 """
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def main(profile_top: int = 0) -> None:
             import pstats
 
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(os.environ.get("PROFILE_FILTER", ""), profile_top)
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
+            stats.print_stats(os.environ.get("PROFILE_FILTER", ""), profile_top)
         event.remove(db.engine, "before_cursor_execute", count)
     measured = max(1, len(runs) - 1)
     print(json.dumps({"runs": measured, "statements_per_run": sum(statements.values()) / measured,

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from . import connect, cycle, seed
+from . import connect, cycle, run_cost, seed
 from .breadth_bench import all_object_types
 from .harness import Result, ratio
 from .infra import Simulator
@@ -19,10 +19,6 @@ CYCLE_SHARE = ("scheduler_cycle_vs_interval", 0.25, "× sync interval (wall time
 METERED = ("metered_calls_per_idle_company_30d", 9000, "requests per company per 30 days", True)
 INTERVAL_SECONDS = 5 * 60
 CYCLES_PER_30_DAYS = 30 * 24 * 60 // 5  # 8,640
-
-
-def _max_run_id(stack: Stack) -> int:
-    return int(stack.query("SELECT coalesce(max(id), 0) FROM sync_run")[0][0])
 
 
 def _api_requests(sim: Simulator, realms: list[str]) -> tuple[int, int]:
@@ -111,6 +107,8 @@ def scheduler(sim: Simulator, companies: int, consumers: int = 2, threads: int =
                 w.stop()
         wall = finished - started
         per_company, throttled = _requests_of_all(sim, realms)
+        # What one idle run costs, measured apart: 50 more runs executed in one process.
+        detail["idle_run_cost"] = run_cost.run(stack.env, realms[:50])
         kept, idle = stack.query("SELECT (SELECT count(*) FROM sync_run), "
                                  "(SELECT coalesce(sum(idle_cycles), 0) FROM company)")[0]
     requests_total = sum(per_company)
@@ -137,9 +135,9 @@ def metered(sim: Simulator, cycles: int = 4) -> Result:
             per_cycle = []
             for _ in range(cycles):
                 before, _ = _api_requests(sim, [realm])
-                after = _max_run_id(stack)
+                since = stack.query("SELECT now()")[0][0]
                 cycle.run(stack.env)
-                wait_for_runs(stack, [realm], timeout=300, after_id=after)
+                wait_for_checked(stack, 1, since, timeout=300)  # an idle cycle keeps no run row
                 now, _ = _api_requests(sim, [realm])
                 per_cycle.append(now - before)
         finally:
