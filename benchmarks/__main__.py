@@ -13,11 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import alert_sink_bench, backfill_bench, breadth_bench, crash_bench, dashboard_page, idle_bench, peer, scale_bench
+from . import (alert_sink_bench, backfill_bench, breadth_bench, crash_bench, dashboard_page, failing_bench,
+               idle_bench, peer, runs_bench, scale_bench)
 from .harness import Result, format_table, guarded, write_results
 from .infra import Simulator, app_env, ScratchDatabase
 
-ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts", "breadth", "idle30", "crash")
+ALL = ("throughput", "peer", "latency", "memory", "metered", "scheduler", "dashboard", "alerts", "breadth", "idle30",
+       "failing", "runs288", "crash")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -27,8 +29,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--invoices", type=int, default=40_000, help="invoices in the backfill data set")
     p.add_argument("--memory-base", type=int, default=3_000,
                    help="records (1/3 customers, 2/3 invoices) of the small memory run; the large one is 10×")
-    p.add_argument("--companies", type=int, default=2_000, help="idle companies in the scheduler cycle")
+    p.add_argument("--companies", type=int, default=10_000, help="idle companies in the scheduler cycle")
     p.add_argument("--consumers", type=int, default=2, help="consumer processes in the scheduler cycle")
+    p.add_argument("--runs-companies", type=int, default=10,
+                   help="companies in runs288 (each runs every cycle: 1,000 means 288,000 runs, hours)")
+    p.add_argument("--runs-cycles", type=int, default=288, help="5-minute cycles in runs288 (288: one day)")
     p.add_argument("--cycles", type=int, default=4, help="idle cycles counted for the metered-calls figure")
     p.add_argument("--idle-days", type=int, default=3,
                    help="simulated days of 5-minute idle cycles in idle30 (scaled to 30 days)")
@@ -91,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 ("scheduler", [scale_bench.PER_COMPANY, scale_bench.CYCLE_SHARE],
                  lambda: scale_bench.scheduler(sim, args.companies, args.consumers)),
                 ("alerts", [alert_sink_bench.TARGET], lambda: [alert_sink_bench.run(sim)]),
+                ("failing", failing_bench.TARGETS, lambda: failing_bench.run(sim)),
+                ("runs288", [runs_bench.TARGET],
+                 lambda: [runs_bench.run(sim, args.runs_companies, args.runs_cycles)]),
                 # These two regenerate the simulator's data: they come after the classic realm's benchmarks.
                 ("breadth", [breadth_bench.BREADTH], lambda: [breadth_bench.breadth_backfill(sim)]),
                 ("idle30", idle_bench.TARGETS, lambda: idle_bench.idle_company(sim, args.idle_days)),

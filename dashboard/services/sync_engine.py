@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import logs
@@ -94,6 +94,7 @@ class CompanySync:
         self._cdc: dict[str, tuple[EntityChanges | None, datetime | None]] | None = None
         self._cdc_covered: list[EntitySpec] = []
         self._cdc_failed = False
+        self._states: dict[str, SyncState] = {}
         self._requests_reported = 0
         # COUNT(*) answers asked ahead for types about to begin their backfill, and when.
         self._counts: dict[str, tuple[dict[str, Any], datetime]] = {}
@@ -128,6 +129,9 @@ class CompanySync:
     def _run_in_order(self, specs: Sequence[EntitySpec], final_attempt: bool, force: bool,
                       throttle_waits: bool) -> Summary:
         failed: dict[str, SyncError] = {}
+        # Types whose CDC answer is empty: their outcome is written together (one UPDATE,
+        # one commit) before the next type that has work, or at the end.
+        idle: list[EntitySpec] = []
         for spec in specs:
             blocked = [name for name in depends_on(spec) if name in failed]
             if blocked:
@@ -138,8 +142,13 @@ class CompanySync:
             if not force and self._fresh(spec, state):
                 self.summary.paths[spec.name] = "fresh"
                 continue
-            self._begin(state)
             try:
+                if self._idle_cdc(spec, state, specs):
+                    self.summary.paths[spec.name] = "cdc"
+                    idle.append(spec)
+                    continue
+                self._settle_idle(idle)
+                self._begin(state)
                 with logs.bound(object_type=spec.name):
                     self._sync_one(spec, specs)
             except SyncError as exc:
@@ -156,9 +165,38 @@ class CompanySync:
                                         f"{str(exc).splitlines()[0][:300]}")
                 self._fail(spec, error, final_attempt)
                 raise error from exc
+        self._settle_idle(idle)
         if failed:
             raise next(iter(failed.values()))
         return self.summary
+
+    def _idle_cdc(self, spec: EntitySpec, state: SyncState, specs: Sequence[EntitySpec]) -> bool:
+        """Whether this type is read by CDC this cycle and its answer holds nothing for it."""
+        if not (spec.refresh == CDC and state.is_initial_backfill_completed
+                and policy.incremental_path(state.last_successful_sync_time, self.clock()) == policy.CDC):
+            return False
+        changes, _ = self._cdc_changes(spec, specs)
+        return changes is not None and not changes.live and not changes.deleted
+
+    def _settle_idle(self, idle: list[EntitySpec]) -> None:
+        """Record the types CDC found unchanged as synced up to the CDC answer's time: one
+        UPDATE per answer (usually one), with the run's request count, in one commit."""
+        if not idle:
+            return
+        now = self.clock()
+        by_time: dict[datetime, list[str]] = {}
+        for spec in idle:
+            by_time.setdefault(self._cdc[spec.entity][1] or now, []).append(spec.name)
+        for cursor_time, names in by_time.items():
+            db.session.execute(
+                update(SyncState).where(SyncState.company_source_id == self.company,
+                                        SyncState.object_type.in_(names))
+                .values(status=SyncStatus.SUCCEEDED, last_attempt_time=now, last_successful_sync_time=cursor_time,
+                        error_message=None, error_kind=None, attempts=0)
+                .execution_options(synchronize_session=False))
+        self._beat()
+        db.session.commit()
+        idle.clear()
 
     def _fresh(self, spec: EntitySpec, state: SyncState) -> bool:
         """Tell whether a type CDC does not cover was read less than a day ago (nothing to do)."""
@@ -217,14 +255,21 @@ class CompanySync:
 
     # -- sync_state bookkeeping ----------------------------------------------------
     def _state(self, spec: EntitySpec) -> SyncState:
-        state = db.session.execute(select(SyncState).where(
-            SyncState.company_source_id == self.company, SyncState.object_type == spec.name)).scalar_one_or_none()
+        """The type's row, read with all of the company's rows in one SELECT whenever the one
+        held is stale (a commit or rollback expired it), created when missing."""
+        state = self._states.get(spec.name)
+        if state is None or inspect(state).expired:
+            self._states = {s.object_type: s for s in db.session.execute(
+                select(SyncState).where(SyncState.company_source_id == self.company)
+                .execution_options(populate_existing=True)).scalars()}
+            state = self._states.get(spec.name)
         if state is None:
             state = SyncState(company_source_id=self.company, object_type=spec.name, status=SyncStatus.PENDING,
                               is_initial_backfill_completed=False, backfill_tie_offset=0, records_synced=0,
                               attempts=0)
             db.session.add(state)
             db.session.commit()
+            self._states[spec.name] = state
         return state
 
     def _reset(self, specs: Sequence[EntitySpec]) -> None:
@@ -449,16 +494,28 @@ class CompanySync:
         return found
 
     def _apply_cdc(self, spec: EntitySpec, changes: EntityChanges, cdc_time: datetime | None) -> None:
-        rows = [spec.to_row(obj) for obj in changes.live]
-        written = sync_store.write_rows(spec, self.company, rows)
+        rows = self._unseen(spec, [spec.to_row(obj) for obj in changes.live])
+        written = sync_store.write_rows(spec, self.company, rows) if rows else 0
         metrics.records_synced(self.company, spec.name, written)
-        if changes.deleted:
-            self._count_deleted(spec, sync_store.mark_deleted(spec, self.company, changes.deleted))
+        if changes.deleted and self._count_deleted(spec, sync_store.mark_deleted(spec, self.company,
+                                                                                 changes.deleted)):
             self.summary.deleted.add(spec.name)
         self.summary.records[spec.name] = self.summary.records.get(spec.name, 0) + written
         self._beat(pages=1 if rows or changes.deleted else 0, records=written)
         db.session.commit()
         self._succeed(spec, cdc_time or self.clock())
+
+    def _unseen(self, spec: EntitySpec, rows: list[Row]) -> list[Row]:
+        """Drop the records whose version (SyncToken) we hold already. CDC windows overlap
+        (clock skew), so one cycle's last changes come again in the next: written again,
+        they would make that cycle look like one that changed data."""
+        if not rows:
+            return rows
+        table = sync_store.table_for(spec)
+        held = dict(db.session.execute(select(table.c.source_id, table.c.sync_token).where(
+            table.c.company_source_id == self.company, table.c.is_deleted.is_(False),
+            table.c.source_id.in_([row["source_id"] for row in rows]))).all())
+        return [row for row in rows if held.get(row["source_id"]) != row["sync_token"]]
 
     def _scan_incremental(self, spec: EntitySpec, since: datetime | None, field_name: str = UPDATED,
                           ahead: bool = False) -> datetime | None:

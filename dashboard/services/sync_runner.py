@@ -12,7 +12,8 @@ import threading
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Row, delete, inspect, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import ObjectDeletedError
 
 from .. import logs
@@ -129,9 +130,10 @@ def execute_claimed(run: SyncRun, retries_left: int = 0, progress: Progress | No
 
 
 def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None, defer: bool) -> Summary | None:
-    company = db.session.execute(select(Company).where(Company.source_id == run.company_source_id)).scalar_one()
-    if company.connection_state != ConnectionState.CONNECTED:
-        _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {company.connection_state}")
+    state = db.session.execute(select(Company.connection_state)
+                               .where(Company.source_id == run.company_source_id)).scalar_one()
+    if state != ConnectionState.CONNECTED:
+        _finish(run, RunStatus.CANCELLED, f"Not synced: the company is {state}")
         return None
     lock = Lock(backend(), f"sync:{run.company_source_id}", ttl=lease_seconds())
     if not lock.acquire(wait=min(30.0, lease_seconds())):
@@ -148,11 +150,10 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None,
         lock.release()
     if summary is None:
         return None
-    _finish(run, RunStatus.SUCCEEDED, None)
-    log.info("Run %s (%s) succeeded: %d records written", run.id, RunKind(run.kind).value,
-             sum(summary.records.values()))
-    _queue_followup(run)
-    _note_checked(run, summary)
+    finished = _finish(run, RunStatus.SUCCEEDED, None, summary)
+    log.info("Run %s succeeded: %d records written", fence.run_id, sum(summary.records.values()))
+    if finished is not None:  # not when a cancel or a takeover ended it first
+        _queue_followup(finished)
     return summary
 
 
@@ -185,8 +186,9 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
             # Only a person can fix this: the company's other runs would fail alike.
             sync_jobs.cancel_company_syncs(run.company_source_id, sync_jobs.RECONNECT_REQUIRED)
         else:
-            _finish(run, RunStatus.FAILED, str(exc))
-            _queue_followup(run)
+            finished = _finish(run, RunStatus.FAILED, str(exc))
+            if finished is not None:
+                _queue_followup(finished)
         raise
     except Exception as exc:  # a bug or an unexpected database failure: on record, then retried
         db.session.rollback()
@@ -199,15 +201,20 @@ def _run_engine(run: SyncRun, fence: RunFence, final: bool, progress: Progress |
 
 
 def _deferral_streak(run: SyncRun) -> tuple[int, int, dict]:
-    """429 deferrals in a row with no page saved since, the run's page count and checkpoint."""
+    """429 deferrals in a row with no page saved since, the run's page count and checkpoint (read afresh)."""
     pages, checkpoint = db.session.execute(
         select(SyncRun.pages, SyncRun.checkpoint).where(SyncRun.id == run.id)).one()
-    checkpoint = dict(checkpoint or {})
-    return (checkpoint.get("deferrals", 0) if checkpoint.get("deferred_at_pages") == pages else 0), pages, checkpoint
+    return _streak(pages, checkpoint), pages, dict(checkpoint or {})
+
+
+def _streak(pages: int, checkpoint: dict | None) -> int:
+    checkpoint = checkpoint or {}
+    return checkpoint.get("deferrals", 0) if checkpoint.get("deferred_at_pages") == pages else 0
 
 
 def _deferrals_left(run: SyncRun) -> bool:
-    return _deferral_streak(run)[0] < option("SYNC_THROTTLE_DEFERRALS", int)
+    """Whether a 429 may still defer the run (read from the row as just claimed)."""
+    return _streak(run.pages, run.checkpoint) < option("SYNC_THROTTLE_DEFERRALS", int)
 
 
 def _count_deferral(run: SyncRun) -> int | None:
@@ -231,10 +238,9 @@ def throttle_wait(streak: int) -> float:
     return min(option("QBO_THROTTLE_WAIT"), 5.0 * 2 ** streak)
 
 
-def _note_checked(run: SyncRun, summary: Summary) -> None:
+def _note_checked(run: Row, summary: Summary) -> None:
     """Record when the company was last checked; fold a scheduled cycle that changed nothing
-    into the company's idle count instead of keeping its row."""
-    db.session.refresh(run)
+    into the company's idle count instead of keeping its row (the caller commits)."""
     idle = (run.kind == RunKind.INCREMENTAL and run.trigger == "schedule" and run.object_type is None
             and run.attempts == 1 and not summary.changed and not (run.checkpoint or {}).get("followup"))
     changes = {"last_checked_at": run.finished_at or utcnow()}
@@ -242,7 +248,6 @@ def _note_checked(run: SyncRun, summary: Summary) -> None:
         changes["idle_cycles"] = Company.idle_cycles + 1
         db.session.execute(delete(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.SUCCEEDED))
     db.session.execute(update(Company).where(Company.source_id == run.company_source_id).values(**changes))
-    db.session.commit()
 
 
 def _reset_done(run: SyncRun) -> bool:
@@ -256,14 +261,36 @@ def _reset_done(run: SyncRun) -> bool:
     return False
 
 
-def _finish(run: SyncRun, status: RunStatus, error: str | None) -> None:
+# What happens after a run ends is decided on the row as it ended (a follow-up asked for
+# while it ran is in its checkpoint): returned by the UPDATE that ends it.
+ENDED = (SyncRun.id, SyncRun.company_source_id, SyncRun.kind, SyncRun.trigger, SyncRun.object_type,
+         SyncRun.attempts, SyncRun.checkpoint, SyncRun.started_at, SyncRun.finished_at)
+
+
+def _finish(run: SyncRun, status: RunStatus, error: str | None, summary: Summary | None = None) -> Row | None:
+    """End a running run; return it as ended, or None if a cancel or a takeover ended it first.
+
+    With the ``summary`` of a success, the company's check is noted in the same transaction
+    (``_note_checked``): a follow-up asked for meanwhile waits for this row's lock, then
+    finds the run ended and queues a run of its own.
+    """
+    run_id = inspect(run).identity[0]  # the key, without reloading a row the rollback expired
     db.session.rollback()
-    result = db.session.execute(update(SyncRun).where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
-                                .values(status=status, finished_at=utcnow(), lease_expires_at=None,
-                                        error_message=error))
+    ended = db.session.execute(
+        update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == RunStatus.RUNNING)
+        .values(status=status, finished_at=utcnow(), lease_expires_at=None, error_message=error)
+        .returning(*ENDED).execution_options(synchronize_session=False)).one_or_none()
+    if ended is not None:
+        # The caller's object shows the row as it ended, without reading it again.
+        for key, value in {**ended._mapping, "status": status, "error_message": error,
+                           "lease_expires_at": None}.items():
+            set_committed_value(run, key, value)
+        if summary is not None:
+            _note_checked(ended, summary)
     db.session.commit()
-    if result.rowcount == 1:  # not when a cancel or a takeover ended it first
-        _count(run, status.value)
+    if ended is not None:
+        _count(ended, status.value)
+    return ended
 
 
 def _requeue(run: SyncRun, message: str, outcome: str = "retried") -> None:
@@ -275,7 +302,7 @@ def _requeue(run: SyncRun, message: str, outcome: str = "retried") -> None:
         _count(run, outcome)
 
 
-def _count(run: SyncRun, outcome: str) -> None:
+def _count(run: SyncRun | Row, outcome: str) -> None:
     """Count one ended attempt of ``run`` and how long it took since its claim."""
     try:
         kind, started = run.kind, run.started_at
@@ -285,8 +312,8 @@ def _count(run: SyncRun, outcome: str) -> None:
     metrics.run_ended(RunKind(kind).value, outcome, seconds)
 
 
-def _queue_followup(run: SyncRun) -> None:
-    db.session.refresh(run)
+def _queue_followup(run: Row) -> None:
+    """Queue the follow-up asked for while the (ended) run ran, if any."""
     followup = (run.checkpoint or {}).get("followup")
     if not followup:
         return

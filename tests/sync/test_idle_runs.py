@@ -59,3 +59,36 @@ def test_the_company_page_says_when_it_was_last_checked(qbo_app, sandbox_server,
     page = signed_in.get(f"/companies/{realm}").get_data(as_text=True)
     checked = page[page.index('id="last-checked"'):]
     assert "2 scheduled checks found nothing to change" in checked[:400]
+
+
+def test_an_idle_run_costs_a_few_statements_and_a_change_read_again_is_no_change(qbo_app, sandbox_server):
+    from sqlalchemy import event
+
+    sim = sandbox_server.sim
+    realm = generate(sim, seed=61, customers=20, invoices=30)
+    connect(sim, realm)
+    execute_run(sync_jobs.request_initial_sync(realm).id)
+    run, _ = sync_jobs.request_sync(realm, kind=RunKind.INCREMENTAL, trigger="schedule")
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        execute_run(run.id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    # The types CDC found unchanged are settled by one UPDATE, whatever their number (an idle
+    # run of 28 types sent 274 statements when each type wrote its own), and the run ends in
+    # one transaction.
+    state_writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE SYNC_STATE")]
+    assert len(statements) <= 20 and len(state_writes) == 1, statements
+
+    sim.update_customer(realm, sim.records(realm, "Customer")[0]["Id"], DisplayName="Changed once")
+    _scheduled_cycle(realm)  # stores the change: its run is kept
+    _scheduled_cycle(realm)  # CDC's overlap reads it again: nothing new, no run kept
+    assert [r[:3] for r in _rows()][1:] == [(RunKind.INCREMENTAL, "schedule", RunStatus.SUCCEEDED)]
+    db.session.expire_all()
+    company = db.session.execute(select(Company).where(Company.source_id == realm)).scalar_one()
+    assert company.idle_cycles == 2
