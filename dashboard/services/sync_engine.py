@@ -199,9 +199,15 @@ class CompanySync:
         idle.clear()
 
     def _fresh(self, spec: EntitySpec, state: SyncState) -> bool:
-        """Tell whether a type CDC does not cover was read less than a day ago (nothing to do)."""
+        """Tell whether a type CDC does not cover was read less than a day ago (nothing to do).
+
+        A backfill's end is not such a read: its cursor is its count's time, and its pages
+        may have been read ahead of changes made while it ran, so the next cycle reads what
+        changed since (once), as CDC does for the other types.
+        """
         return (spec.refresh != CDC and state.is_initial_backfill_completed
                 and state.status == SyncStatus.SUCCEEDED
+                and state.last_successful_sync_time != state.initial_attempt_time
                 and not policy.refresh_due(state.last_successful_sync_time, self.clock()))
 
     def _sync_one(self, spec: EntitySpec, specs: Sequence[EntitySpec]) -> None:

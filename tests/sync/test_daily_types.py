@@ -34,6 +34,8 @@ def test_small_tax_lists_are_read_whole_once_a_day(qbo_app, sandbox_server):
     connect(sim, realm)
     type_switches.set_enabled(realm, "tax_code", True)
     assert run_now(realm).paths["tax_code"] == "backfill"
+    # The next cycle reads what changed while the backfill ran (its page may be older), once.
+    assert run_now(realm).paths["tax_code"] == "reconcile"
 
     sim.reset_stats(realm)
     summary = run_now(realm)
@@ -61,6 +63,7 @@ def test_time_activities_are_queried_by_timestamp_daily_and_read_whole_monthly(q
     connect(sim, realm)
     type_switches.set_enabled(realm, "time_activity", True)
     run_now(realm)
+    assert run_now(realm).paths["time_activity"] == "timestamp"  # what changed during the backfill, once
     assert run_now(realm).paths["time_activity"] == "fresh"
 
     sim.create_record(realm, "TimeActivity", NameOf="Employee", Hours=8, Minutes=0, TxnDate="2026-11-03")
