@@ -96,14 +96,15 @@ def main() -> None:
                 "next_sync_at": now + timedelta(hours=1), "parity_due_at": now + timedelta(days=1),
                 "created_at": now, "updated_at": now})
         db.session.execute(insert(Company), rows)
-        # Every type backfilled and read just now: the next cycle is an idle incremental one.
+        # Every type backfilled a day ago and read just now: the next cycle is an idle incremental one.
         db.session.execute(text(
             "INSERT INTO sync_state (company_source_id, object_type, status, is_initial_backfill_completed, "
             "initial_attempt_time, last_attempt_time, last_successful_sync_time, backfill_tie_offset, "
             "backfill_started_at, records_synced, attempts, enabled, parity_drifts, created_at, updated_at) "
-            "SELECT c.source_id, t.name, 'SUCCEEDED', true, :now, :now, :now, 0, :now, 0, 0, true, 0, :now, :now "
+            "SELECT c.source_id, t.name, 'SUCCEEDED', true, :backfilled, :now, :now, 0, :backfilled, 0, 0, true, 0, "
+            ":now, :now "
             "FROM company c CROSS JOIN unnest(CAST(:types AS text[])) AS t(name)"),
-            {"now": now, "types": spec["types"]})
+            {"now": now, "backfilled": now - timedelta(days=1), "types": spec["types"]})
         db.session.commit()
         # The access tokens cached as a running service has them (a token lives an hour, a
         # cycle comes every 5 minutes: 11 cycles in 12 find it in Redis). Without Redis: no-op.

@@ -151,8 +151,9 @@ def _execute_claimed(run: SyncRun, retries_left: int, progress: Progress | None,
     if summary is None:
         return None
     finished = _finish(run, RunStatus.SUCCEEDED, None, summary)
-    log.info("Run %s succeeded: %d records written", fence.run_id, sum(summary.records.values()))
     if finished is not None:  # not when a cancel or a takeover ended it first
+        log.info("Run %s (%s) succeeded: %d records written", fence.run_id, finished.kind.value,
+                 sum(summary.records.values()))
         _queue_followup(finished)
     return summary
 
