@@ -98,3 +98,33 @@ def test_failures_are_read_from_the_failing_index_alone_not_every_sync_state(app
     assert "Index Only Scan using ix_sync_state_failing" in plans[0], plans[0]
     for plan in plans:
         assert "Seq Scan on sync_state" not in plan, plan
+
+
+def test_search_finds_matches_in_the_trigram_indexes_not_by_testing_every_company(app, signed_in):
+    """A search (any part of the name or realm) is counted and paged from ix_company_*_trgm.
+
+    At 20,000 companies: with a few thousand, testing each name is still the cheaper plan.
+    """
+    from dashboard.extensions import db
+
+    with app.app_context():
+        make.many_companies(20_000)
+        # As autovacuum leaves a live database: statistics, and the trigram indexes' pending
+        # lists (GIN's fast update) merged in.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE company, sync_state"))
+        db.session.remove()
+    assert "Company 00123" in signed_in.get("/?q=company+0012").get_data(as_text=True)
+    for url in ("/?q=company+0012", "/?q=company+0012&state=failing", "/?q=000123"):
+        plans = []
+        for statement in _statements(app, signed_in, url):
+            if "LIKE" in statement:
+                with app.app_context(), db.engine.connect() as conn:
+                    plans.append("\n".join(conn.exec_driver_sql("EXPLAIN " + statement.replace("%", "%%")).scalars()))
+        assert len(plans) == 2, plans  # the counts and the page
+        for plan in plans:
+            assert "ix_company_name_trgm" in plan and "ix_company_source_id_trgm" in plan, (url, plan)
+            lines = plan.splitlines()
+            # No company is tested against the text one by one (a Seq Scan filtered by LIKE).
+            for above, line in zip(lines, lines[1:]):
+                assert not ("~~" in line and "Seq Scan" in above), (url, plan)
