@@ -132,26 +132,31 @@ def _filtered(stmt: Select, query: CompaniesQuery) -> Select:
 def _counts(query: CompaniesQuery) -> tuple[StateCounts, int]:
     """Count companies per state, the failing ones, and those the query matches, in one query.
 
-    The per-state counts are an index-only scan of ix_company_connection_state; the
-    failing total is counted on sync_state alone (a failed state always has its company),
-    an index-only scan of ix_sync_state_failing. A search is counted apart, as its own
-    filtered count, so PostgreSQL finds the matches in the name and realm trigram indexes
-    instead of testing the text against every company.
+    Each count reads an index alone: the total the smallest index of company (an
+    index-only scan, which PostgreSQL does not have to group), the states other than
+    connected a range of ix_company_connection_state each (few rows; connected is the
+    rest), the failing companies ix_sync_state_failing (a failed state always has its
+    company). A search is counted apart, as its own filtered count, so PostgreSQL finds
+    the matches in the name and realm trigram indexes instead of testing every company.
     """
-    failing_total = (select(func.count(distinct(SyncState.company_source_id)))
-                     .where(_FAILED).scalar_subquery())
-    columns = [Company.connection_state, func.count(), failing_total]
+    def count(stmt: Select):
+        return stmt.correlate(None).scalar_subquery()
+
+    others = [state for state in ConnectionState if state is not ConnectionState.CONNECTED]
+    columns = [count(select(func.count()).select_from(Company)),
+               count(select(func.count(distinct(SyncState.company_source_id))).where(_FAILED)),
+               *(count(select(func.count()).where(Company.connection_state == state)) for state in others)]
     if query.search:
-        columns.append(_filtered(select(func.count()).select_from(Company), query).correlate(None).scalar_subquery())
-    rows = db.session.execute(select(*columns).group_by(Company.connection_state)).all()
-    by_state = {str(row[0]): row[1] for row in rows}
-    failing = rows[0][2] if rows else 0
+        columns.append(count(_filtered(select(func.count()).select_from(Company), query)))
+    total, failing, *found = db.session.execute(select(*columns)).one()
+    by_state = {str(state): n for state, n in zip(others, found)}
+    by_state = {str(ConnectionState.CONNECTED): total - sum(by_state.values()), **by_state}
     if query.search:
-        matching = rows[0][3] if rows else 0
+        matching = found[-1]
     elif query.state == FAILING:
         matching = failing
     else:
-        matching = by_state.get(query.state, 0) if query.state else sum(by_state.values())
+        matching = by_state.get(query.state, 0) if query.state else total
     return StateCounts(by_state=by_state, failing=failing), matching
 
 
