@@ -202,15 +202,15 @@ class CompanySummary:
     def display_name(self) -> str:
         return self.name or f"Company {self.realm}"
 
-    @property
+    @cached_property
     def busy(self) -> bool:
         return any(o.busy for o in self.objects)
 
-    @property
+    @cached_property
     def failing(self) -> bool:
         return any(o.failed for o in self.objects)
 
-    @property
+    @cached_property
     def needs_attention(self) -> bool:
         """A failed sync, a parity failure or a lost connection: what the list puts first."""
         return self.failing or bool(self.parity_failures) \
