@@ -2,15 +2,14 @@
 
 After every completed cycle the database equals QuickBooks. Each page is upserted in
 the transaction that advances its cursor, so a crash at any instant resumes from the
-last committed page. Pages are fetched ahead concurrently (within the realm's limits), the
-next type's first pages while a type's last ones drain, and committed strictly in
-order; overlapping pages prove they still join up.
+last committed page. Pages are fetched ahead concurrently (within the realm's limits)
+and committed strictly in order; overlapping pages prove they still join up.
 """
 from __future__ import annotations
 
 import contextvars
 import logging
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -27,8 +26,8 @@ from ..sync import policy
 from ..sync.cdc import CDC_MAX_OBJECTS, EntityChanges, parse_cdc
 from ..sync.cursor import ScanCursor
 from ..sync.errors import BadData, DatabaseFailure, IntuitServerError, RequestRejected, SyncError, Throttled
-from ..sync.pages import PagePlan, PageRequest, opening_asks
-from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, scan_query
+from ..sync.pages import PagePlan
+from ..sync.queries import CREATED, PAGE_SIZE, UPDATED, count_query, page_start, scan_query
 from ..sync.specs import CDC, DAILY_READ, EntitySpec, Row, depends_on, ordered
 from ..sync.timestamps import parse_qbo_time
 from . import metrics, sync_store
@@ -45,19 +44,10 @@ TYPE_SCOPED = (RequestRejected, BadData)
 @dataclass(frozen=True)
 class EngineOptions:
     page_size: int = PAGE_SIZE
-    concurrency: int = 4            # page requests in flight at once
+    concurrency: int = 4            # pages fetched ahead at once
     overlap: timedelta = policy.DEFAULT_OVERLAP
     max_restarts: int = 25          # shifted-page re-reads per scan before giving up
     cdc_cap: int = CDC_MAX_OBJECTS  # objects per CDC answer beyond which it may be cut
-
-    @property
-    def depth(self) -> int:
-        """Pages asked and not yet committed at most (~1.5 MB each once parsed).
-
-        Twice the requests in flight: answers that overtake a slow page wait for it, parsed,
-        while new requests go out. A concurrency of 1 reads strictly page by page.
-        """
-        return 1 if self.concurrency <= 1 else 2 * self.concurrency
 
 
 class Fence(Protocol):
@@ -99,11 +89,9 @@ class CompanySync:
         # COUNT(*) answers asked ahead for types about to begin their backfill, and when.
         self._counts: dict[str, tuple[dict[str, Any], datetime]] = {}
         self._count_failure: tuple[str, SyncError] | None = None
-        # Pages asked before their type's turn (small types, the next type's first pages),
-        # by statement, and the pool fetching them.
+        # First pages of small types asked ahead, by statement, and the pool fetching them.
         self._pages_ahead: dict[str, Future] = {}
         self._ahead_pool: ThreadPoolExecutor | None = None
-        self._order: Sequence[EntitySpec] = ()
 
     # -- entry ---------------------------------------------------------------------
     def run(self, object_types: Sequence[str] | None = None, *, full: bool = False,
@@ -117,7 +105,6 @@ class CompanySync:
         ``throttle_waits``: a 429 will make the run wait and start again, so it is never final.
         """
         specs = ordered(None if object_types is None else list(object_types))
-        self._order = specs
         if full:
             self._reset(specs)
         self._count_backfills_ahead(specs)
@@ -366,37 +353,19 @@ class CompanySync:
         writing is safe: each page was asked after its type's count, whose Intuit time is
         where the next incremental sync starts, so a change made since is read then.
         """
-        for spec in starting:
-            if 0 < _count_of(self._counts.get(spec.name)) <= self.options.page_size:
-                self._ask_ahead(spec, opening_asks(_count_of(self._counts[spec.name]), self.options.page_size, 1))
-
-    def _read_next_type_ahead(self, current: EntitySpec) -> None:
-        """Ask the first pages of the next type to backfill while this one's last pages drain.
-
-        Only writes must follow the dependency order (a page's links resolve against what
-        is stored); reads need not, for the reason given in ``_fetch_small_types_ahead``.
-        The next type's requests start as this one's end, instead of after its last commit.
-        """
-        after = list(self._order)[list(self._order).index(current) + 1:] if current in self._order else []
-        following = next((spec for spec in after if spec.name in self._counts), None)
-        if following is None:
+        small = [spec for spec in starting if 0 < _count_of(self._counts.get(spec.name)) <= self.options.page_size]
+        if not small:
             return
-        expected = _count_of(self._counts[following.name])
-        if expected > self.options.page_size:  # a small one's page is asked already
-            self._ask_ahead(following, opening_asks(expected, self.options.page_size, self.options.concurrency))
-
-    def _ask_ahead(self, spec: EntitySpec, asks: Sequence[PageRequest]) -> None:
-        """Ask the pages of a backfill from its start now; its read takes them (by statement) in its turn."""
-        if self._ahead_pool is None:
-            self._ahead_pool = ThreadPoolExecutor(max_workers=self.options.concurrency,
-                                                  thread_name_prefix=f"qbo-ahead-{self.company}")
-        fetch = _PageFetcher(self.client, spec, sync_store.uses_copy())
-        with logs.bound(object_type=spec.name):  # the client's lines say which type, as in its turn
-            context = contextvars.copy_context()
-        for ask in asks:
-            statement = scan_query(spec, CREATED, None, ask.start, self.options.page_size)
-            if statement not in self._pages_ahead:
-                self._pages_ahead[statement] = self._ahead_pool.submit(context.copy().run, fetch, statement)
+        self._ahead_pool = ThreadPoolExecutor(max_workers=self.options.concurrency,
+                                              thread_name_prefix=f"qbo-ahead-{self.company}")
+        render = sync_store.uses_copy()
+        for spec in small:
+            statement = scan_query(spec, CREATED, None, page_start(0, False, 0, self.options.page_size),
+                                   self.options.page_size)
+            with logs.bound(object_type=spec.name):  # the client's lines say which type, as in its turn
+                context = contextvars.copy_context()
+            self._pages_ahead[statement] = self._ahead_pool.submit(
+                context.run, _PageFetcher(self.client, spec, render), statement)
 
     def _drop_pages_ahead(self) -> None:
         """Cancel the pages asked ahead that no backfill took (the run ended early)."""
@@ -448,7 +417,7 @@ class CompanySync:
         remaining = None
         if state.records_total is not None:
             remaining = max(0, state.records_total - (state.records_synced or 0))
-        self._scan(spec, CREATED, cursor, commit, remaining, draining=lambda: self._read_next_type_ahead(spec))
+        self._scan(spec, CREATED, cursor, commit, remaining)
         if spec.deletable:
             # Rows this backfill did not write no longer exist in QuickBooks (full resync).
             if self._count_deleted(spec, sync_store.mark_untouched_deleted(
@@ -563,17 +532,16 @@ class CompanySync:
         if self.progress:
             self.progress(spec.name, done, total)
 
-    def _scan(self, spec: EntitySpec, field_name: str, cursor: ScanCursor, commit: Callable[..., None],
-              remaining: int | None = None, draining: Callable[[], None] | None = None) -> datetime | None:
+    def _scan(self, spec: EntitySpec, field_name: str, cursor: ScanCursor,
+              commit: Callable[..., None], remaining: int | None = None) -> datetime | None:
         """Read every record with ``field >= cursor`` in order, committing page by page.
 
         The page plan (``sync.pages``) decides which pages to ask for and what each answer
-        means; this runs it: the fetches on a thread pool (a new one asked whenever one
-        comes back), the commits here, in order. ``remaining`` is what a backfill's count
-        says is left; ``draining`` is called once every page up to that end is asked for.
-        Return Intuit's time of the first answer (the start of this read).
+        means; this runs it: the fetches on a thread pool, the commits here, in order.
+        ``remaining`` is what a backfill's count says is left. Return Intuit's time of the
+        first answer (the start of this read).
         """
-        plan = PagePlan(cursor, self.options.page_size, width=self.options.concurrency, depth=self.options.depth,
+        plan = PagePlan(cursor, self.options.page_size, width=self.options.concurrency,
                         remaining=remaining, max_restarts=self.options.max_restarts)
         key_of = "source_created_at" if field_name == CREATED else "source_updated_at"
         fetch = _PageFetcher(self.client, spec, sync_store.uses_copy())
@@ -582,19 +550,12 @@ class CompanySync:
         pool = ThreadPoolExecutor(max_workers=plan.width, thread_name_prefix=f"qbo-{self.company}")
         try:
             while True:
-                for ask in plan.asks(in_flight=sum(not f.done() for f in pending.values())):
+                for ask in plan.asks():
                     statement = scan_query(spec, field_name, plan.since, ask.start, plan.page_size)
-                    # A page asked ahead earlier, or asked now with the run's log context
-                    # (the client's lines say which realm, run and type).
+                    # A page asked ahead at the run's start, or asked now with the run's log
+                    # context (the client's lines say which realm, run and type).
                     pending[ask.index] = self._pages_ahead.pop(statement, None) or pool.submit(
                         contextvars.copy_context().run, fetch, statement)
-                if draining is not None and plan.asked_to_end:
-                    draining()
-                    draining = None
-                if not pending[plan.awaited].done():
-                    # Wait for any answer: one that is not the awaited page frees a request.
-                    wait([f for f in pending.values() if not f.done()], return_when=FIRST_COMPLETED)
-                    continue
                 page = pending.pop(plan.awaited).result()
                 if first_time is None:
                     first_time = response_time(page.body)

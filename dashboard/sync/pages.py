@@ -1,12 +1,8 @@
 """Which pages of a keyset scan to ask for, and what each answer decides.
 
 A scan reads pages of ``page_size`` records from a cursor, each page starting on the
-last record of the one before (see ``cursor``). Pages are asked for ahead of need: up
-to ``width`` requests at once, and up to ``depth`` pages asked but not yet committed, so
-a slow page holds back the commits behind it but not the requests (the pages answered
-meanwhile wait, already parsed, for their turn). Answers are committed strictly in
-order, so the cursor only ever moves over a committed prefix: a crash re-reads at most
-the ``depth`` pages asked but not committed. When a backfill's COUNT says
+last record of the one before (see ``cursor``). Pages are asked for ahead of need, up
+to ``width`` at once; answers are taken strictly in order. When a backfill's COUNT says
 how many records are left, no page is asked for ahead past that end (each costs a
 metered request): beyond it page j is asked for only once page j-1 came back full, so
 records created since the count are still read. A page that does not join the one
@@ -45,12 +41,11 @@ class PagePlan:
     committed, or ``restart()`` when the page did not join.
     """
 
-    def __init__(self, cursor: ScanCursor, page_size: int, *, width: int = 1, depth: int | None = None,
+    def __init__(self, cursor: ScanCursor, page_size: int, *, width: int = 1,
                  remaining: int | None = None, max_restarts: int = 25) -> None:
         self.cursor = cursor            # what is committed
         self.page_size = page_size
-        self.width = max(1, width)      # requests in flight at most
-        self.depth = max(self.width, depth or self.width)  # pages asked and not committed at most
+        self.width = max(1, width)
         self.remaining = remaining      # records the count says are left (None: no count)
         self.max_restarts = max_restarts
         self.restarts = 0
@@ -71,27 +66,16 @@ class PagePlan:
         """Return the time every page of the current read starts from."""
         return self.base.time
 
-    def asks(self, in_flight: int | None = None) -> list[PageRequest]:
-        """Return the pages to ask for now; past the expected end only the awaited one.
-
-        ``in_flight``: the requests not answered yet (None: every page asked and not
-        committed is taken as in flight).
-        """
+    def asks(self) -> list[PageRequest]:
+        """Return the pages to ask for now: ``width`` in flight, past the expected end only the awaited one."""
         asks = []
-        busy = self._asked - self.awaited if in_flight is None else in_flight
-        while busy < self.width and self._asked - self.awaited < self.depth:
+        while self._asked - self.awaited < self.width:
             k = self._asked
             if k > self.awaited and not may_ask_ahead(k, self.page_size, self._expected):
                 break
             asks.append(PageRequest(k, self.base.start(k, self.page_size)))
             self._asked += 1
-            busy += 1
         return asks
-
-    @property
-    def asked_to_end(self) -> bool:
-        """Whether every page up to the counted end is asked for (the read is draining)."""
-        return self._expected is not None and not may_ask_ahead(self._asked, self.page_size, self._expected)
 
     def receive(self, ids: Sequence[str]) -> PageCheck:
         """Decide whether the awaited page (its record ids in order) joins and what of it is new."""
@@ -120,8 +104,3 @@ class PagePlan:
             self.cursor = self.cursor.without_anchor()
         self._begin()
         return True
-
-
-def opening_asks(expected: int | None, page_size: int, width: int) -> list[PageRequest]:
-    """Return the pages a read from the very start asks for first (to ask them earlier, the same)."""
-    return PagePlan(ScanCursor(), page_size, width=width, remaining=expected).asks()

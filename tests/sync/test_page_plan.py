@@ -154,24 +154,3 @@ def test_may_ask_ahead():
     assert may_ask_ahead(1, 1000, 1000) and not may_ask_ahead(1, 1000, 999)
     assert may_ask_ahead(2, 1000, 1999) and not may_ask_ahead(2, 1000, 1998)
     assert may_ask_ahead(50, 1000, None)
-
-
-def test_a_slow_page_holds_back_commits_not_requests():
-    # Two requests at once, four pages asked and not committed at most. Page 0 is slow:
-    # pages 1, 2 and 3 are asked as the others come back, none beyond depth.
-    plan = PagePlan(ScanCursor(), 1000, width=2, depth=4)
-    assert [a.index for a in plan.asks(in_flight=0)] == [0, 1]
-    assert plan.asks(in_flight=2) == []                          # both still out
-    assert [a.index for a in plan.asks(in_flight=1)] == [2]      # page 1 came back
-    assert [a.index for a in plan.asks(in_flight=1)] == [3]      # page 2 came back
-    assert plan.asks(in_flight=1) == []                          # depth reached: 0..3 asked, 0 awaited
-    plan.receive([str(i) for i in range(1000)])
-    plan.advance([(T0, str(i)) for i in range(1000)])
-    assert [a.index for a in plan.asks(in_flight=1)] == [4]      # page 0 committed: one more
-
-
-def test_draining_is_known_once_the_counted_end_is_asked():
-    plan = PagePlan(ScanCursor(), 1000, width=4, remaining=2500)
-    assert not plan.asked_to_end
-    assert [a.index for a in plan.asks()] == [0, 1, 2]
-    assert plan.asked_to_end
