@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
+from ...config import XERO_DEFAULT_SCOPES
 from ...sync.errors import SyncError
 from ..base import OAuthClientConfig, OAuthIntegration, TokenSet
 from ..errors import ProviderRejected, ProviderUnavailable
@@ -71,7 +72,7 @@ def access_token_claims(access_token: str) -> dict[str, Any]:
 class XeroIntegration(OAuthIntegration):
     name = "xero"
     display_name = "Xero"
-    scope = ""  # per deployment: the XERO_SCOPES setting (see from_settings)
+    scope = XERO_DEFAULT_SCOPES  # a deployment's XERO_SCOPES replace it (see from_settings)
 
     def __init__(self, config: OAuthClientConfig, connections_url: str, scope: str) -> None:
         super().__init__(config)

@@ -2,6 +2,7 @@
 rotation with the 30-minute grace, a lost refresh answer, revoke, disconnect."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -61,8 +62,8 @@ def test_a_second_code_exchange_is_invalid_grant(xero: XeroIntegration, sim) -> 
     xero.exchange_code(code, utcnow())
     with pytest.raises(InvalidGrant):
         xero.exchange_code(code, utcnow())
-    wrong = XeroIntegration(type(xero.config)(**{**xero.config.__dict__, "client_secret": "wrong"}),
-                            xero.connections_url, xero.scope)
+    wrong = XeroIntegration(dataclasses.replace(xero.config, client_secret="wrong"), xero.connections_url,
+                            xero.scope)
     with pytest.raises(ProviderRejected, match="invalid_client"):
         wrong.exchange_code(consent(xero, sim.tenants()[:1]), utcnow())
 
