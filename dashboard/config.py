@@ -64,6 +64,8 @@ TUNING: dict[str, tuple[float, type, float]] = {
     "QBO_LIMIT_PER_MINUTE": (500, int, 1),      # Intuit's per-realm limits, shared by all workers
     "QBO_LIMIT_PER_SECOND": (10, int, 1),
     "QBO_LIMIT_CONCURRENT": (10, int, 1),
+    "XERO_LIMIT_PER_MINUTE": (60, int, 1),      # Xero's per-tenant limits, shared by all workers
+    "XERO_LIMIT_CONCURRENT": (5, int, 1),
     # PostgreSQL ends a token refresher idle this long inside its locked transaction (paused,
     # cut off), freeing the lock; keep it above the 10 s OAuth timeout.
     "TOKEN_LOCK_IDLE_TIMEOUT_SECONDS": (60.0, float, 1),
@@ -131,6 +133,20 @@ class Settings:
     metrics_dir: str = ""            # PROMETHEUS_MULTIPROC_DIR: every process of a machine writes there
     metrics_per_company: bool = False  # a realm label on the high-volume series
     log_format: str = "text"         # text | json
+    # Xero (see ``_xero``): without XERO_CLIENT_ID every URL points at the simulator.
+    xero_client_id: str = ""
+    xero_client_secret: str = field(default="", repr=False)
+    xero_redirect_uri: str = ""
+    xero_authorize_url: str = ""
+    xero_token_url: str = ""
+    xero_revoke_url: str = ""
+    xero_connections_url: str = ""
+    xero_api_base_url: str = ""
+    xero_webhook_key: str = field(default="", repr=False)
+    xero_scopes: str = ""
+    # Calls per organisation per day (Xero: 5,000; 1,000 on its Starter tier).
+    xero_daily_call_limit: int = 5000
+    xero_uses_simulator: bool = True
 
     def redis_key(self, *parts: str) -> str:
         """Return a Redis key (or key prefix) inside this deployment's namespace."""
@@ -252,6 +268,7 @@ def load_config(env: Mapping[str, str], instance_path: str | os.PathLike) -> Set
         **_alerts(env),
         qbo_monthly_call_budget=_number(env, "QBO_MONTHLY_CALL_BUDGET", 500_000, int, 1),
         **_operating(env, instance, production),
+        **_xero(env),
     )
 
 
@@ -424,3 +441,66 @@ def _metrics_token(env: Mapping[str, str], instance: Path, production: bool) -> 
     log.warning("Generated METRICS_TOKEN in %s (development only): scrape /metrics with "
                 "'Authorization: Bearer <its content>'; set METRICS_TOKEN in production", path)
     return token
+
+
+# --- Xero ------------------------------------------------------------------------------------
+
+XERO_HOSTS = {
+    "authorize": "https://login.xero.com/identity/connect/authorize",
+    "token": "https://identity.xero.com/connect/token",
+    "revoke": "https://identity.xero.com/connect/revocation",
+    "connections": "https://api.xero.com/connections",
+    "api": "https://api.xero.com",
+}
+# The simulator serves Xero's three hosts under path prefixes of its one port (sandbox/README.md).
+XERO_SIMULATOR = {
+    "client_id": "xero-sandbox-client-id",
+    "client_secret": "xero-sandbox-client-secret",
+    "authorize": f"{SIMULATOR['root']}/xero/login/identity/connect/authorize",
+    "token": f"{SIMULATOR['root']}/xero/identity/connect/token",
+    "revoke": f"{SIMULATOR['root']}/xero/identity/connect/revocation",
+    "connections": f"{SIMULATOR['root']}/xero/api/connections",
+    "api": f"{SIMULATOR['root']}/xero/api",
+}
+# Apps created from 2 March 2026 may ask for Xero's granular scopes only; read-only is all a
+# sync needs, and offline_access brings the refresh token.
+XERO_DEFAULT_SCOPES = ("offline_access accounting.contacts.read accounting.settings.read "
+                       "accounting.invoices.read accounting.payments.read "
+                       "accounting.banktransactions.read accounting.manualjournals.read")
+
+
+def _xero_scopes(env: Mapping[str, str]) -> str:
+    scopes = env.get("XERO_SCOPES", "").replace(",", " ").split() or XERO_DEFAULT_SCOPES.split()
+    if "offline_access" not in scopes:
+        raise ConfigError("XERO_SCOPES must include offline_access (without it Xero issues no refresh token)")
+    return " ".join(dict.fromkeys(scopes))
+
+
+def _xero(env: Mapping[str, str]) -> dict[str, object]:
+    """Return the Xero settings (the simulator's without XERO_CLIENT_ID).
+
+    Unlike QBO_CLIENT_ID, XERO_CLIENT_ID is optional in production: a deployment may sync
+    QuickBooks only, and ``xero_uses_simulator`` tells the wiring that Xero is not set up.
+    """
+    client_id = env.get("XERO_CLIENT_ID", "").strip()
+    uses_simulator = not client_id
+    hosts = XERO_SIMULATOR if uses_simulator else XERO_HOSTS
+    client_secret = env.get("XERO_CLIENT_SECRET", "").strip() or (
+        XERO_SIMULATOR["client_secret"] if uses_simulator else "")
+    if not client_secret:
+        raise ConfigError("XERO_CLIENT_SECRET is required when XERO_CLIENT_ID is set")
+    http = ("http", "https")
+    return dict(
+        xero_client_id=client_id or XERO_SIMULATOR["client_id"],
+        xero_client_secret=client_secret,
+        xero_redirect_uri=_url(env, "XERO_REDIRECT_URI", http, "http://localhost:3000/v1/oauth/callback/xero"),
+        xero_authorize_url=_url(env, "XERO_AUTHORIZE_URL", http, hosts["authorize"]),
+        xero_token_url=_url(env, "XERO_TOKEN_URL", http, hosts["token"]),
+        xero_revoke_url=_url(env, "XERO_REVOKE_URL", http, hosts["revoke"]),
+        xero_connections_url=_url(env, "XERO_CONNECTIONS_URL", http, hosts["connections"]),
+        xero_api_base_url=_url(env, "XERO_API_BASE_URL", http, hosts["api"]).rstrip("/"),
+        xero_webhook_key=env.get("XERO_WEBHOOK_KEY", "").strip(),
+        xero_scopes=_xero_scopes(env),
+        xero_daily_call_limit=_number(env, "XERO_DAILY_CALL_LIMIT", 5000, int, 1),
+        xero_uses_simulator=uses_simulator,
+    )

@@ -89,3 +89,8 @@ class TokenUnavailable(SyncError):
     """No access token could be had right now (the token endpoint is down); try later."""
 
     kind = "token_unavailable"
+
+
+# Ledger-neutral names for the errors above whose names say Intuit: a second ledger (Xero)
+# raises the same kinds, so the engine's handling (retry, defer, reconnect) is shared.
+LedgerServerError = IntuitServerError

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping, TypeVar
+from datetime import datetime
+from typing import Any, Mapping
 
 import requests
-from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from .. import register
 from ..base import OAuthClientConfig, OAuthIntegration, TokenSet
-from ..errors import AccountMismatch, InvalidGrant, ProviderRejected, ProviderUnavailable
+from ..errors import AccountMismatch, ProviderRejected, ProviderUnavailable
+from ..token_endpoint import call, token_set
+
+PROVIDER = "Intuit"
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,6 @@ SCOPE = "com.intuit.quickbooks.accounting"
 REALM_ID = re.compile(r"[0-9]{1,32}")
 MINOR_VERSION = "75"  # the one dashboard.qbo.client sends
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
-
-T = TypeVar("T")
 
 
 @register
@@ -75,21 +75,21 @@ class QuickBooksIntegration(OAuthIntegration):
 
     def exchange_code(self, code: str, now: datetime) -> TokenSet:
         with self._session() as session:
-            answer = _call("code exchange", lambda: session.fetch_token(
+            answer = call(PROVIDER, "code exchange", lambda: session.fetch_token(
                 self.config.token_url, grant_type="authorization_code", code=code,
                 redirect_uri=self.config.redirect_uri, timeout=self.config.http_timeout))
-        return _token_set(answer, now, previous_refresh_token=None)
+        return token_set(PROVIDER, answer, now, previous_refresh_token=None)
 
     def refresh(self, refresh_token: str, now: datetime) -> TokenSet:
         with self._session() as session:
-            answer = _call("token refresh", lambda: session.refresh_token(
+            answer = call(PROVIDER, "token refresh", lambda: session.refresh_token(
                 self.config.token_url, refresh_token=refresh_token, timeout=self.config.http_timeout))
-        return _token_set(answer, now, previous_refresh_token=refresh_token)
+        return token_set(PROVIDER, answer, now, previous_refresh_token=refresh_token)
 
     def revoke(self, token: str) -> None:
         # Intuit takes a JSON body, not RFC 7009's form, so Authlib's revoke_token() does not fit.
         with self._session() as session:
-            response = _call("revocation", lambda: session.post(
+            response = call(PROVIDER, "revocation", lambda: session.post(
                 self.config.revoke_url, json={"token": token}, withhold_token=True,
                 auth=session.client_auth("client_secret_basic"), timeout=self.config.http_timeout))
         if response.status_code >= 500:
@@ -132,52 +132,3 @@ class QuickBooksIntegration(OAuthIntegration):
                         "connecting without a name", account_id, response.status_code, tid)
             return None
         return name.strip()[:255]  # company.name is VARCHAR(255)
-
-
-def _call(what: str, send: Callable[[], T]) -> T:
-    """Send one request to Intuit's OAuth server and map its failures to our errors."""
-    try:
-        return send()
-    except OAuthError as exc:
-        if exc.error == "invalid_grant":
-            raise InvalidGrant(f"Intuit refused the {what}: invalid_grant.") from None
-        if exc.error in ("server_error", "temporarily_unavailable"):
-            raise ProviderUnavailable(f"Intuit's token endpoint failed the {what} ({exc.error}).") from None
-        raise ProviderRejected(f"Intuit refused the {what}: {exc.error}.") from None
-    except requests.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status >= 500 or status == 429:
-            raise ProviderUnavailable(f"Intuit's token endpoint answered HTTP {status} to the {what}.") from None
-        raise ProviderRejected(f"Intuit's token endpoint answered HTTP {status} to the {what}.") from None
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise ProviderUnavailable(f"Intuit's OAuth server did not answer the {what} "
-                                  f"({type(exc).__name__}).") from None
-    except (requests.RequestException, ValueError) as exc:
-        raise ProviderUnavailable(f"Intuit's OAuth server sent an unreadable answer to the {what} "
-                                  f"({type(exc).__name__}).") from None
-
-
-def _token_set(answer: Mapping[str, Any], now: datetime, previous_refresh_token: str | None) -> TokenSet:
-    """Check a token answer and turn its relative lifetimes into UTC instants.
-
-    ``now`` is taken before the request was sent, so the expiry errs early.
-    """
-    access = answer.get("access_token")
-    refresh = answer.get("refresh_token") or previous_refresh_token
-    expires_in = answer.get("expires_in")
-    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
-        raise ProviderRejected("Intuit's token answer lacks an access or refresh token.")
-    if not isinstance(expires_in, (int, float)) or expires_in <= 0:
-        raise ProviderRejected("Intuit's token answer lacks a valid expires_in.")
-    refresh_in = answer.get("x_refresh_token_expires_in")
-    hard_in = answer.get("x_refresh_token_hard_expires_in")
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        access_token_expires_at=now + timedelta(seconds=int(expires_in)),
-        refresh_token_expires_at=(now + timedelta(seconds=int(refresh_in))
-                                  if isinstance(refresh_in, (int, float)) and refresh_in > 0 else None),
-        refresh_token_hard_expires_at=(now + timedelta(seconds=int(hard_in))
-                                       if isinstance(hard_in, (int, float)) and not isinstance(hard_in, bool)
-                                       and hard_in >= 0 else None),
-    )
